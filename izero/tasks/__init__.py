@@ -1,0 +1,41 @@
+"""Task data: examples, splits, metrics and the built-in tasks.
+
+Public API::
+
+    load_task(name, *, data_dir=None) -> Task
+    list_tasks(data_dir=None) -> list[str]
+    make_splits(task, *, seed, n_demos=5, n_dev=20, n_test=100) -> TaskSplits
+    score_answer(prediction, answers, metric) -> float
+    metric_for_task(name) -> str
+    METRICS, BUILTIN_TASKS
+"""
+
+from izero.tasks.builtin import BUILTIN_TASKS, BuiltinTask
+from izero.tasks.loader import list_tasks, load_task
+from izero.tasks.metrics import (
+    METRICS,
+    TASK_TO_METRIC,
+    MetricError,
+    metric_for_task,
+    normalize_prediction,
+    score_answer,
+)
+from izero.tasks.splits import make_splits
+from izero.tasks.types import Example, Task, TaskSplits
+
+__all__ = [
+    "BUILTIN_TASKS",
+    "METRICS",
+    "TASK_TO_METRIC",
+    "BuiltinTask",
+    "Example",
+    "MetricError",
+    "Task",
+    "TaskSplits",
+    "list_tasks",
+    "load_task",
+    "make_splits",
+    "metric_for_task",
+    "normalize_prediction",
+    "score_answer",
+]

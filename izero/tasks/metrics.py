@@ -1,0 +1,162 @@
+"""Per-example metrics of the instruction-induction benchmark.
+
+Mirrors the evaluation of Honovich et al. (2022) as used by APE and InstructZero:
+a prediction and each accepted answer are normalised by :func:`normalize_prediction`, then
+compared with one of four metrics; a prediction scores the best value over all accepted answers.
+
+Normalisation (upstream, in this order): ``" and "`` becomes a space (so "a, b and c" equals
+"a, b, c" as a list), the literal prefixes ``"Sentence 1:"``/``"Sentence 2:"`` are dropped,
+surrounding whitespace is stripped, **only the first line** is kept, then only the text before
+the first ``"."`` (so ``"Zeit. Because ..."`` reads ``"zeit"``; ``"3.5"`` reads ``"3"``, as
+upstream), the text is lower-cased, ``"-"`` becomes a space and punctuation is removed.
+
+Deliberate differences from upstream, each of which only makes equal answers compare equal:
+
+- Unicode text is NFC-normalised first, so a composed "é" and "e" + combining accent match.
+- Unicode punctuation (``¿ ¡ « » “ ” …``) is removed as well as ASCII punctuation.
+- Runs of whitespace are collapsed to one space.
+- A prediction that normalises to the empty string scores 0 under every metric (upstream's exact
+  match would count an empty response as correct for an answer that normalises to empty), and
+  accepted answers that normalise to the empty string are ignored.
+
+Articles are *not* removed (unlike SQuAD): upstream keeps them, and the one-letter answer "a"
+of ``orthography_starts_with`` must survive normalisation.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+
+from izero.errors import IZeroError
+
+EXACT_MATCH = "exact_match"
+F1 = "f1"
+EXACT_SET = "exact_set"
+CONTAINS = "contains"
+
+#: The metric of every task not listed in :data:`TASK_TO_METRIC`.
+DEFAULT_METRIC = EXACT_MATCH
+
+#: Upstream's task-to-metric map (instruction-induction README).
+TASK_TO_METRIC: Mapping[str, str] = {
+    "common_concept": F1,
+    "informal_to_formal": F1,
+    "orthography_starts_with": EXACT_SET,
+    "taxonomy_animal": EXACT_SET,
+    "synonyms": CONTAINS,
+}
+
+_ASCII_PUNCTUATION = frozenset(string.punctuation)
+
+
+class MetricError(IZeroError, ValueError):
+    """A metric was asked for that does not exist, or there was nothing to compare against."""
+
+
+def _is_punctuation(ch: str) -> bool:
+    return ch in _ASCII_PUNCTUATION or unicodedata.category(ch).startswith("P")
+
+
+def normalize_prediction(text: str, *, lowercase: bool = True) -> str:
+    """Normalise a prediction or an answer as the instruction-induction evaluation does.
+
+    See the module docstring for the exact steps and the few deliberate differences.
+    """
+    text = unicodedata.normalize("NFC", text)
+    text = text.replace(" and ", " ")
+    text = text.replace("Sentence 1:", " ").replace("Sentence 2:", " ")
+    text = text.strip()
+    text = text.split("\n")[0]
+    text = text.split(".")[0]
+    if lowercase:
+        text = text.lower()
+    text = text.replace("-", " ")
+    text = "".join(ch for ch in text if not _is_punctuation(ch))
+    return " ".join(text.split())
+
+
+def _exact_match(prediction: str, answer: str) -> float:
+    return float(prediction == answer)
+
+
+def _f1(prediction: str, answer: str) -> float:
+    pred_tokens = prediction.split()
+    answer_tokens = answer.split()
+    common = Counter(pred_tokens) & Counter(answer_tokens)
+    num_same = sum(common.values())
+    if num_same == 0:
+        return 0.0
+    precision = num_same / len(pred_tokens)
+    recall = num_same / len(answer_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def _exact_set(prediction: str, answer: str) -> float:
+    return float(set(prediction.split()) == set(answer.split()))
+
+
+def _contains(prediction: str, answer: str) -> float:
+    return float(re.search(rf"\b{re.escape(answer)}\b", prediction) is not None)
+
+
+#: Metric name -> comparison of one *normalised* prediction with one *normalised* answer.
+METRICS: Mapping[str, Callable[[str, str], float]] = {
+    EXACT_MATCH: _exact_match,
+    F1: _f1,
+    EXACT_SET: _exact_set,
+    CONTAINS: _contains,
+}
+
+
+def check_metric(metric: str) -> None:
+    """Raise :class:`MetricError` unless ``metric`` is one of :data:`METRICS`."""
+    if metric not in METRICS:
+        raise MetricError(
+            f"unknown metric {metric!r}; expected one of {sorted(METRICS)}. "
+            "Fix: use one of those names"
+        )
+
+
+def metric_for_task(name: str) -> str:
+    """The upstream metric of task ``name`` (``exact_match`` unless listed otherwise)."""
+    return TASK_TO_METRIC.get(name, DEFAULT_METRIC)
+
+
+def score_answer(prediction: str, answers: Sequence[str], metric: str) -> float:
+    """Score one prediction against every accepted answer; return the best score in [0, 1].
+
+    Args:
+        prediction: the black box's raw answer (only its first line counts, see above).
+        answers: the accepted answers of the example; at least one.
+        metric: one of :data:`METRICS`.
+
+    Raises:
+        MetricError: unknown metric, or ``answers`` is empty or a bare string.
+    """
+    check_metric(metric)
+    if isinstance(answers, str):
+        raise MetricError(
+            f"answers must be a sequence of strings, got the string {answers[:40]!r}. "
+            "Fix: pass (answer,) instead"
+        )
+    if len(answers) == 0:
+        raise MetricError(
+            "answers is empty; expected at least one accepted answer. Fix: check the task data"
+        )
+    pred = normalize_prediction(prediction)
+    if not pred:
+        return 0.0
+    compare = METRICS[metric]
+    best = 0.0
+    for answer in answers:
+        norm = normalize_prediction(answer)
+        if not norm:
+            continue
+        best = max(best, compare(pred, norm))
+        if best >= 1.0:
+            break
+    return best
