@@ -160,9 +160,14 @@ def _field(path: Path, key: str, raw: dict[str, Any], field: str, kind: type) ->
     return value
 
 
-def _answers(first: str | None, others: list[str]) -> tuple[str, ...]:
+def _answers(path: Path, key: str, first: str | None, others: list[str]) -> tuple[str, ...]:
+    """Accepted answers, canonical first, without duplicates or blanks (upstream translation
+    lists hold a few empty strings)."""
     ordered = ([first] if first is not None else []) + others
-    return tuple(dict.fromkeys(ordered))
+    answers = tuple(a for a in dict.fromkeys(ordered) if a.strip())
+    if not answers:
+        raise _malformed(path, f"example {key!r} has no non-empty answer")
+    return answers
 
 
 def _parse_example(task: str, path: Path, key: str, raw: Any, rng: random.Random) -> Example:
@@ -177,7 +182,7 @@ def _parse_example(task: str, path: Path, key: str, raw: Any, rng: random.Random
         items = _field(path, key, raw, "items", list)
         concepts = _field(path, key, raw, "all_common_concepts", list)
         concept = raw.get("concept") if isinstance(raw.get("concept"), str) else None
-        return Example(input=", ".join(items[:-1]), answers=_answers(concept, concepts))
+        return Example(input=", ".join(items[:-1]), answers=_answers(path, key, concept, concepts))
     text = _field(path, key, raw, "input", str)
     output = raw.get("output") if isinstance(raw.get("output"), str) else None
     list_field = None
@@ -188,10 +193,10 @@ def _parse_example(task: str, path: Path, key: str, raw: Any, rng: random.Random
     elif task == "word_in_context":
         list_field = "possible_outputs"
     if list_field is not None:
-        return Example(
-            input=text, answers=_answers(output, _field(path, key, raw, list_field, list))
-        )
-    return Example(input=text, answers=(_field(path, key, raw, "output", str),))
+        others = _field(path, key, raw, list_field, list)
+        return Example(input=text, answers=_answers(path, key, output, others))
+    canonical = _field(path, key, raw, "output", str)
+    return Example(input=text, answers=_answers(path, key, canonical, []))
 
 
 def _load_examples(task: str, path: Path) -> tuple[Example, ...]:
