@@ -103,12 +103,28 @@ def _contains(prediction: str, answer: str) -> float:
     return float(re.search(rf"\b{re.escape(answer)}\b", prediction) is not None)
 
 
-#: Metric name -> comparison of one *normalised* prediction with one *normalised* answer.
-METRICS: Mapping[str, Callable[[str, str], float]] = {
+# Metric name -> comparison of one *normalised* prediction with one *normalised* answer.
+_COMPARE: Mapping[str, Callable[[str, str], float]] = {
     EXACT_MATCH: _exact_match,
     F1: _f1,
     EXACT_SET: _exact_set,
     CONTAINS: _contains,
+}
+
+
+def _raw_metric(compare: Callable[[str, str], float]) -> Callable[[str, str], float]:
+    def metric(prediction: str, answer: str) -> float:
+        pred, norm = normalize_prediction(prediction), normalize_prediction(answer)
+        return compare(pred, norm) if pred and norm else 0.0
+
+    metric.__name__ = compare.__name__.lstrip("_")
+    metric.__doc__ = f"``{metric.__name__}`` of one raw prediction and one raw answer, in [0, 1]."
+    return metric
+
+
+#: Metric name -> ``f(prediction, answer) -> float`` on raw strings (normalised inside).
+METRICS: Mapping[str, Callable[[str, str], float]] = {
+    name: _raw_metric(compare) for name, compare in _COMPARE.items()
 }
 
 
@@ -150,7 +166,7 @@ def score_answer(prediction: str, answers: Sequence[str], metric: str) -> float:
     pred = normalize_prediction(prediction)
     if not pred:
         return 0.0
-    compare = METRICS[metric]
+    compare = _COMPARE[metric]
     best = 0.0
     for answer in answers:
         norm = normalize_prediction(answer)

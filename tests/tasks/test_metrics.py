@@ -137,3 +137,11 @@ def test_scores_are_in_unit_interval(metric: str) -> None:
     for pred in ("", "a", "a b c and d", "Zeit", "x\ny", "one, two"):
         got = score_answer(pred, ("a b", "Zeit", "one two"), metric)
         assert 0.0 <= got <= 1.0
+
+
+def test_metrics_table_functions_normalise_raw_strings() -> None:
+    assert METRICS["exact_match"]("Insane.", "insane") == 1.0
+    assert METRICS["exact_set"]("b and a", "a, b") == 1.0
+    assert METRICS["contains"]("I say REST", "rest") == 1.0
+    assert METRICS["f1"]("a b", "a c") == pytest.approx(0.5)
+    assert METRICS["exact_match"]("", "") == 0.0
