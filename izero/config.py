@@ -549,6 +549,12 @@ class SweepConfig:
                     fix + "`izero tasks [--data-dir DIR]` lists them",
                 )
 
+    def metric_for(self, task: str) -> str:
+        """The metric of ``task`` in this sweep: its override, else the upstream metric."""
+        from izero.tasks.metrics import metric_for_task
+
+        return self.metric_overrides.get(task, metric_for_task(task))
+
     @property
     def output_path(self) -> str:
         """``output.path`` with ``{name}`` filled in."""

@@ -77,6 +77,7 @@ def test_to_dict_is_json_safe_and_round_trips(data_dir: Path) -> None:
     data = config_to_dict(cfg)
     assert json.loads(json.dumps(data)) == data
     assert data["tasks"] == ["sum", "cs_algorithms"]
+    assert cfg.metric_for("sum") == "f1" and cfg.metric_for("cs_algorithms") == "exact_match"
     assert config_from_dict(data) == cfg
 
 
