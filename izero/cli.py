@@ -46,6 +46,8 @@ COMMANDS: dict[str, Command] = {
         Command("tasks", "izero.tasks.command", "list the available tasks"),
         Command("validate", "izero.config_command", "validate a sweep config and print it"),
         Command("score", "izero.blackbox.command", "score instructions with the black box"),
+        Command("sweep", "izero.driver.command", "run a sweep (optimise instructions)"),
+        Command("report", "izero.results.command", "write the report of a sweep's results"),
     )
 }
 

@@ -1,0 +1,262 @@
+"""The stages as the driver sees them: generator pool, scoring pool and proposals.
+
+This is the one module that imports all three stages (``generator``, ``blackbox``, ``bo``).
+It builds them from a :class:`~izero.config.SweepConfig` and gives the loop a small surface:
+``generate``, ``score``, ``propose``, ``sobol`` and ``annotations``.
+
+Proposals run in Ray tasks, off the driver's event loop; requests of runs that reach their
+proposal step together are batched into one call of the batched proposer, whose warm-start
+state the driver keeps between rounds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from izero.config import SweepConfig
+from izero.driver.plan import RunKey
+from izero.tasks import Example, Task
+
+logger = logging.getLogger(__name__)
+
+#: Seconds the proposal batcher waits for more runs to reach their proposal step.
+PROPOSAL_BATCH_WINDOW_S = 0.05
+#: API key the simulated server expects; it is a local test server, not a secret.
+SIMULATED_API_KEY = "sk-izero-simulated"
+#: Model name the simulated server reports.
+SIMULATED_MODEL = "izero-simulated"
+
+
+def _propose_in_worker(
+    options: Any, states: dict, z: list, y: list, s: list, keys: list, q: int, seeds: list
+) -> tuple[list[torch.Tensor], dict]:
+    """Body of the proposal Ray task: one batched proposer call for several runs."""
+    torch.set_num_threads(1)
+    from izero.bo import BatchProposer, TaskObservations
+
+    proposer = BatchProposer(options)
+    if states:
+        proposer.load_state_dict(states)
+    observations = [TaskObservations(z=zi, y=yi, s=si) for zi, yi, si in zip(z, y, s, strict=False)]
+    out = proposer.propose(observations, q=q, seeds=seeds, keys=keys)
+    return [t.detach().cpu() for t in out], proposer.state_dict()
+
+
+@dataclass
+class _Pending:
+    key: str
+    z: torch.Tensor
+    y: torch.Tensor
+    s: torch.Tensor
+    seed: int
+    future: asyncio.Future
+
+
+class ProposalBatcher:
+    """Collects proposal requests of many runs and answers them from batched Ray tasks.
+
+    Args:
+        options: the :class:`izero.bo.ProposerOptions` of every call.
+        q: soft prompts per proposal.
+        window_s: how long the first request waits for others to join its batch.
+    """
+
+    def __init__(self, *, options: Any, q: int, window_s: float = PROPOSAL_BATCH_WINDOW_S):
+        import ray
+
+        self.options = options
+        self.q = q
+        self.window_s = window_s
+        self._remote = ray.remote(num_cpus=1, max_retries=2)(_propose_in_worker)
+        self._pending: list[_Pending] = []
+        self._flusher: asyncio.Task | None = None
+        self._states: dict[str, Any] = {}
+        self.batches: list[int] = []
+        """Size of each batch submitted (for tests and benchmarks)."""
+
+    async def propose(
+        self, *, key: str, z: torch.Tensor, y: torch.Tensor, s: torch.Tensor, seed: int
+    ) -> torch.Tensor:
+        """``q x d`` new soft prompts for run ``key`` given its observations."""
+        future = asyncio.get_running_loop().create_future()
+        self._pending.append(_Pending(key, z, y, s, seed, future))
+        if self._flusher is None:
+            self._flusher = asyncio.create_task(self._flush_after_window())
+        return await future
+
+    async def _flush_after_window(self) -> None:
+        await asyncio.sleep(self.window_s)
+        batch, self._pending, self._flusher = self._pending, [], None
+        self.batches.append(len(batch))
+        keys = [p.key for p in batch]
+        states = _subset_state(self._states, keys)
+        try:
+            proposals, new_state = await self._remote.remote(
+                self.options,
+                states,
+                [p.z for p in batch],
+                [p.y for p in batch],
+                [p.s for p in batch],
+                keys,
+                self.q,
+                [p.seed for p in batch],
+            )
+        except BaseException as err:
+            for p in batch:
+                if not p.future.done():
+                    p.future.set_exception(err)
+            return
+        _merge_state(self._states, new_state)
+        for p, z in zip(batch, proposals, strict=False):
+            p.future.set_result(z)
+
+
+def _subset_state(states: dict, keys: Sequence[str]) -> dict:
+    """The warm-start state of ``keys`` only (states are per-task dictionaries)."""
+    per_key = states.get("tasks", {})
+    return {**states, "tasks": {k: per_key[k] for k in keys if k in per_key}} if states else {}
+
+
+def _merge_state(states: dict, new: dict) -> None:
+    tasks = {**states.get("tasks", {}), **new.get("tasks", {})}
+    states.update(new)
+    states["tasks"] = tasks
+
+
+class Backends:
+    """Everything the loop calls, built from a config; close it when the sweep ends.
+
+    Args:
+        config: the sweep config.
+        tasks: the loaded tasks by name (the simulated server learns their answers).
+        cache_dir: local directory of the black-box response cache.
+    """
+
+    def __init__(self, *, config: SweepConfig, tasks: dict[str, Task], cache_dir: Path):
+        from izero.blackbox import EndpointConfig, ScoringPool
+        from izero.bo import ProposerOptions
+        from izero.generator import GeneratorPool
+
+        self.config = config
+        self.tasks = tasks
+        self.server = None
+        bb = config.blackbox
+        base_url, model, api_key = bb.base_url, bb.model, None
+        if bb.backend == "simulated":
+            from izero.blackbox.simulated import SimulatedServer
+
+            sim = bb.simulated
+            self.server = SimulatedServer(
+                tasks=list(tasks.values()),
+                api_key=SIMULATED_API_KEY,
+                latency_s=sim.latency_s,
+                rpm=sim.rpm,
+                error_rate=sim.error_rate,
+                timeout_rate=sim.timeout_rate,
+                malformed_rate=sim.malformed_rate,
+                drop_rate=sim.drop_rate,
+                seed=sim.seed,
+            )
+            base_url = self.server.start()
+            model = model or SIMULATED_MODEL
+            api_key = SIMULATED_API_KEY
+        elif bb.backend == "hf":
+            raise NotImplementedError  # replaced below once the HF backend is wired
+        self.blackbox_model = model
+        self.endpoint = EndpointConfig(
+            base_url=base_url,
+            model=model,
+            api_key=api_key,
+            api_key_env=bb.api_key_env,
+            temperature=bb.temperature,
+            max_tokens=bb.max_tokens,
+            headers=dict(bb.headers),
+            timeout_s=bb.timeout_s,
+            rpm=bb.rpm,
+            tpm=bb.tpm,
+            max_retries=bb.max_retries,
+            price_prompt_per_1k=bb.price_per_1k_prompt,
+            price_completion_per_1k=bb.price_per_1k_completion,
+            max_calls=bb.max_calls,
+            max_total_tokens=bb.max_total_tokens,
+            max_cost=bb.max_cost,
+            concurrency=bb.concurrency,
+        )
+        self.scoring = ScoringPool(self.endpoint, cache_dir=cache_dir)
+        g = config.generator
+        self.generator = GeneratorPool(
+            num_actors=g.num_actors,
+            model=g.model,
+            dtype=g.dtype,
+            device=g.device,
+            max_new_tokens=g.max_new_tokens,
+            n_prompt_tokens=g.n_prompt_tokens,
+            intrinsic_dim=g.intrinsic_dim,
+            projection_init=g.projection_init,
+            projection_scale=g.projection_scale,
+            batch_size=g.batch_size,
+        )
+        o = config.optimizer
+        self.proposals = ProposalBatcher(
+            options=ProposerOptions(
+                kernel=o.kernel,
+                acquisition=o.acquisition,
+                num_restarts=o.num_restarts,
+                raw_samples=o.raw_samples,
+            ),
+            q=config.budget.q,
+        )
+
+    # -- what the loop calls ------------------------------------------------------------------
+
+    def soft_prompt_request(
+        self, demos: tuple[tuple[str, str], ...], z: Sequence[float], seed: int
+    ) -> Any:
+        from izero.generator import GenerationRequest
+
+        return GenerationRequest(demos=demos, z=tuple(z), projection_seed=seed)
+
+    def sampled_request(
+        self, demos: tuple[tuple[str, str], ...], *, temperature: float, sample_seed: int
+    ) -> Any:
+        from izero.generator import GenerationRequest
+
+        return GenerationRequest(demos=demos, temperature=temperature, sample_seed=sample_seed)
+
+    async def generate(self, requests: Sequence[Any]) -> list[str]:
+        return await self.generator.generate(list(requests))
+
+    async def score(
+        self, instruction: str, examples: Sequence[Example], metric: str, *, key: RunKey, split: str
+    ) -> Any:
+        tag = {"task": key.task, "method": key.method, "seed": key.seed, "split": split}
+        return await self.scoring.score(instruction, examples, metric, tag=tag)
+
+    async def propose(
+        self, *, key: str, z: torch.Tensor, y: torch.Tensor, s: torch.Tensor, q: int, seed: int
+    ) -> torch.Tensor:
+        return await self.proposals.propose(key=key, z=z, y=y, s=s, seed=seed)
+
+    def sobol(self, n: int, d: int, *, seed: int) -> torch.Tensor:
+        from izero.bo import initial_design
+
+        return initial_design(n, d, seed=seed)
+
+    def annotations(self, task: str) -> tuple[str, ...]:
+        return self.tasks[task].annotations
+
+    def close(self) -> None:
+        for closer in (self.scoring.close, self.generator.shutdown):
+            try:
+                closer()
+            except Exception:  # closing must not hide the error that ended the sweep
+                logger.warning("closing %s failed", closer, exc_info=True)
+        if self.server is not None:
+            self.server.stop()

@@ -1,0 +1,195 @@
+"""Where a sweep's rows go: the results store, and what a resumed sweep finds there.
+
+On start the recorder reads what the store already holds (evaluations, summaries and
+checkpoints of a killed sweep), so the loop can skip finished runs and finished evaluations.
+Writes run in a thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections import defaultdict
+from typing import Any
+
+from izero.driver.plan import RunKey
+from izero.driver.state import Evaluation, RunState
+from izero.results import ResultsStore
+
+#: Checkpoint names are prefixed so other checkpoints can live beside them.
+CHECKPOINT_PREFIX = "run-"
+
+
+def _utc(ts: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(ts, tz=dt.timezone.utc)
+
+
+class Recorder:
+    """Appends rows of a sweep to its :class:`ResultsStore` and answers resume queries.
+
+    Args:
+        store: the sweep's results store.
+        sweep: the sweep's name.
+        generator_model: generator model id, recorded on every row.
+        blackbox_model: black-box model id, recorded on every row.
+    """
+
+    def __init__(
+        self, *, store: ResultsStore, sweep: str, generator_model: str, blackbox_model: str
+    ):
+        self.store = store
+        self.sweep = sweep
+        self.generator_model = generator_model
+        self.blackbox_model = blackbox_model
+        self._rows: dict[tuple[str, str, int], dict[int, dict[str, Any]]] = defaultdict(dict)
+        self._summaries: dict[tuple[str, str, int], dict[str, Any]] = {}
+        self._checkpoints: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
+
+    def load_existing(self) -> int:
+        """Read what a previous (killed) attempt of this sweep wrote; returns rows found."""
+        table = self.store.read_evaluations()
+        n = 0
+        if table is not None and table.num_rows:
+            for row in table.to_pylist():
+                self._rows[(row["task"], row["method"], row["seed"])][row["eval_index"]] = row
+                n += 1
+        summaries = self.store.read_summaries()
+        if summaries is not None:
+            for row in summaries.to_pylist():
+                self._summaries[(row["task"], row["method"], row["seed"])] = row
+        for name in self.store.list_checkpoints():
+            if name.startswith(CHECKPOINT_PREFIX):
+                self._checkpoints[name[len(CHECKPOINT_PREFIX) :]] = self.store.read_checkpoint(name)
+        return n
+
+    # -- resume queries -----------------------------------------------------------------------
+
+    def summary(self, key: RunKey) -> dict[str, Any] | None:
+        return self._summaries.get((key.task, key.method, key.seed))
+
+    def checkpoint(self, key: RunKey) -> dict[str, Any] | None:
+        return self._checkpoints.get(key.id)
+
+    def evaluations(self, key: RunKey, indices: range) -> dict[int, dict[str, Any]]:
+        rows = self._rows.get((key.task, key.method, key.seed), {})
+        return {i: rows[i] for i in indices if i in rows}
+
+    # -- rows -----------------------------------------------------------------------------------
+
+    def _key_fields(self, key: RunKey) -> dict[str, Any]:
+        return {"sweep": self.sweep, "task": key.task, "method": key.method, "seed": key.seed}
+
+    def evaluation_row(
+        self, key: RunKey, ev: Evaluation, result: Any | None, gen_started: float
+    ) -> dict[str, Any]:
+        """The evaluations-table row of ``ev``; ``result`` is None for a duplicate (no calls)."""
+        now = time.time()
+        return {
+            **self._key_fields(key),
+            "round": ev.round,
+            "eval_index": ev.eval_index,
+            "z": list(ev.z) if ev.z is not None else None,
+            "instruction": ev.instruction,
+            "dev_score": ev.dev_score,
+            "score_vector": list(ev.scores),
+            "n_answered": sum(v is not None for v in ev.scores),
+            "n_failed": sum(v is None for v in ev.scores),
+            "calls": result.calls if result else 0,
+            "cache_hits": result.cache_hits if result else 0,
+            "prompt_tokens": result.prompt_tokens if result else 0,
+            "completion_tokens": result.completion_tokens if result else 0,
+            "cost_usd": result.cost if result else 0.0,
+            "latency_s": result.latency_s if result else 0.0,
+            "gen_started_at": _utc(gen_started)
+            if ev.z is not None or key.method == "ape"
+            else None,
+            "scored_at": _utc(now),
+            "duplicate_of": ev.duplicate_of,
+            "generator_model": self.generator_model if key.method != "manual" else None,
+            "blackbox_model": self.blackbox_model,
+        }
+
+    def call_rows(self, key: RunKey, result: Any) -> list[dict[str, Any]]:
+        """One calls-table row per call of a scoring result."""
+        return [
+            {
+                **self._key_fields(key),
+                "started_at": _utc(rec.started_at),
+                "finished_at": _utc(rec.finished_at),
+                "status": "ok" if rec.ok and not rec.cached else rec.status,
+                "attempts": rec.attempts,
+                "prompt_tokens": rec.prompt_tokens,
+                "completion_tokens": rec.completion_tokens,
+                "cached": rec.cached,
+            }
+            for rec in result.call_records
+        ]
+
+    def summary_row(
+        self,
+        key: RunKey,
+        state: RunState,
+        *,
+        best: Evaluation | None,
+        test_score: float | None,
+        test_vector: tuple[float | None, ...],
+        test_usage: Any | None,
+        wall_s: float,
+    ) -> dict[str, Any]:
+        rows = self._rows.get((key.task, key.method, key.seed), {})
+        totals = {
+            k: sum(r[k] for r in rows.values())
+            for k in ("calls", "prompt_tokens", "completion_tokens", "cost_usd")
+        }
+        if test_usage is not None:
+            totals["calls"] += test_usage.calls
+            totals["prompt_tokens"] += test_usage.prompt_tokens
+            totals["completion_tokens"] += test_usage.completion_tokens
+            totals["cost_usd"] += test_usage.cost
+        return {
+            **self._key_fields(key),
+            "best_instruction": best.instruction if best else None,
+            "best_eval_index": best.eval_index if best else None,
+            "best_dev_score": best.dev_score if best else None,
+            "test_score": test_score,
+            "test_score_vector": list(test_vector),
+            "n_test": len(test_vector),
+            "n_evaluations": len(state.evaluations),
+            "n_unique_instructions": len({ev.instruction for ev in state.evaluations}),
+            "total_calls": totals["calls"],
+            "total_prompt_tokens": totals["prompt_tokens"],
+            "total_completion_tokens": totals["completion_tokens"],
+            "total_cost_usd": totals["cost_usd"],
+            "wall_s": wall_s,
+            "finished_at": _utc(time.time()),
+            "generator_model": self.generator_model if key.method != "manual" else None,
+            "blackbox_model": self.blackbox_model,
+        }
+
+    # -- writes ---------------------------------------------------------------------------------
+
+    async def append(
+        self,
+        rows: list[dict[str, Any]],
+        calls: list[dict[str, Any]],
+        *,
+        summaries: list[dict[str, Any]] | None = None,
+    ) -> None:
+        """Append rows (evaluations first, so a summary never precedes its evaluations)."""
+        for row in rows:
+            self._rows[(row["task"], row["method"], row["seed"])][row["eval_index"]] = row
+        async with self._lock:
+            if rows:
+                await asyncio.to_thread(self.store.append_evaluations, rows)
+            if calls:
+                await asyncio.to_thread(self.store.append_calls, calls)
+            if summaries:
+                await asyncio.to_thread(self.store.append_summaries, summaries)
+        for s in summaries or ():
+            self._summaries[(s["task"], s["method"], s["seed"])] = s
+
+    async def save_checkpoint(self, key: RunKey, data: dict[str, Any]) -> None:
+        self._checkpoints[key.id] = data
+        await asyncio.to_thread(self.store.write_checkpoint, CHECKPOINT_PREFIX + key.id, data)

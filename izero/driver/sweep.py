@@ -1,0 +1,208 @@
+"""Run a whole sweep: load tasks, start the stages, run every run, write results and report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from izero.config import SweepConfig, config_to_dict
+from izero.driver.loop import LoopSettings, RunOutcome, SweepLoop
+from izero.driver.plan import SOFT_PROMPT_METHODS, evaluations_per_run, plan_runs
+from izero.driver.progress import Progress
+from izero.driver.recorder import Recorder
+from izero.errors import ConfigError
+from izero.results import ResultsStore
+from izero.tasks import load_task, make_splits
+
+logger = logging.getLogger(__name__)
+
+#: Seconds between two progress reports.
+PROGRESS_INTERVAL_S = 5.0
+#: Folder (under a local results path) of the black-box response cache.
+CACHE_DIR_NAME = "cache"
+
+
+@dataclass
+class SweepOutcome:
+    """What a finished sweep returns: where its results are and each run's outcome."""
+
+    uri: str
+    outcomes: list[RunOutcome]
+    progress: Progress
+
+
+def _cache_dir(config: SweepConfig, store: ResultsStore) -> Path:
+    """The response cache lives with the results when they are local, else on local disk.
+
+    For object-store results (s3://, gs://) the cache is kept in a local folder named after the
+    sweep (``IZERO_CACHE_DIR`` or the temp dir), since SQLite needs a local file.
+    """
+    if "://" not in store.uri or store.uri.startswith("file://"):
+        return Path(store.path(CACHE_DIR_NAME))
+    base = Path(os.environ.get("IZERO_CACHE_DIR", Path(tempfile.gettempdir()) / "izero-cache"))
+    return base / config.name
+
+
+def _init_ray(num_cpus: int | None = None) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    if os.environ.get("RAY_ADDRESS"):
+        ray.init(log_to_driver=False)  # inside `ray job submit`, or a cluster given by the user
+        return
+    ray.init(
+        num_cpus=num_cpus or max(4, os.cpu_count() or 1),
+        include_dashboard=False,
+        log_to_driver=False,
+        runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}},
+    )
+
+
+def run_sweep(
+    config: SweepConfig,
+    *,
+    resume: bool = False,
+    on_progress: Callable[[Progress], None] | None = None,
+    backends_factory: Callable[..., Any] | None = None,
+) -> SweepOutcome:
+    """Run ``config``'s sweep to completion and return where its results are.
+
+    Args:
+        config: a validated sweep config.
+        resume: continue the sweep already at ``config.output_path`` (nothing finished is
+            redone, no paid call is repeated); without it an existing sweep there is refused
+            unless ``config.output.overwrite``.
+        on_progress: called every few seconds with the progress counters.
+        backends_factory: builds the stages (default :class:`~izero.driver.backends.Backends`).
+    """
+    from izero.results.provenance import collect_provenance
+
+    store = ResultsStore(config.output_path)
+    if resume:
+        if not store.exists():
+            logger.warning("--resume: no sweep at %s yet; starting a new one", store.uri)
+        elif store.is_finished():
+            logger.info("sweep at %s is already finished", store.uri)
+        old = store.read_provenance()
+        if old is not None:
+            _check_same_sweep(old.config, config_to_dict(config))
+    else:
+        store.ensure_new_sweep(overwrite=config.output.overwrite)
+    if store.read_provenance() is None:
+        store.write_provenance(
+            collect_provenance(config=config_to_dict(config), seeds=config.seeds, sweep=config.name)
+        )
+
+    tasks = {name: load_task(name, data_dir=config.data_dir) for name in config.tasks}
+    b = config.budget
+    runs = [
+        (
+            key,
+            make_splits(
+                tasks[key.task], seed=key.seed, n_demos=b.n_demos, n_dev=b.n_dev, n_test=b.n_test
+            ),
+        )
+        for key in plan_runs(config.tasks, config.methods, config.seeds)
+    ]
+    runs = [(k, _with_metric(s, config.metric_overrides.get(k.task, s.metric))) for k, s in runs]
+    per_run = evaluations_per_run(b.n_init, b.n_rounds, b.q)
+    expected = sum(
+        per_run
+        if k.method in (*SOFT_PROMPT_METHODS, "ape")
+        else len(set(tasks[k.task].annotations))
+        for k, _ in runs
+    )
+    progress = Progress(total_runs=len(runs), expected_evaluations=expected)
+
+    _init_ray()
+    factory = backends_factory
+    if factory is None:
+        from izero.driver.backends import Backends
+
+        factory = Backends
+    backends = factory(config=config, tasks=tasks, cache_dir=_cache_dir(config, store))
+    try:
+        recorder = Recorder(
+            store=store,
+            sweep=config.name,
+            generator_model=config.generator.model,
+            blackbox_model=backends.blackbox_model,
+        )
+        found = recorder.load_existing()
+        if found:
+            logger.info("resuming: %d evaluations already recorded at %s", found, store.uri)
+        settings = LoopSettings(
+            n_init=b.n_init,
+            n_rounds=b.n_rounds,
+            q=b.q,
+            intrinsic_dim=config.generator.intrinsic_dim,
+            ape_temperature=config.generator.ape_temperature,
+            generator_model=config.generator.model,
+            blackbox_model=backends.blackbox_model,
+            sweep=config.name,
+        )
+        loop = SweepLoop(settings=settings, backends=backends, recorder=recorder, progress=progress)
+        outcomes = asyncio.run(_run_with_progress(loop, runs, progress, on_progress))
+        store.mark_finished()
+    finally:
+        backends.close()
+    return SweepOutcome(uri=store.uri, outcomes=outcomes, progress=progress)
+
+
+async def _run_with_progress(loop: SweepLoop, runs: list, progress: Progress, on_progress) -> list:
+    async def report() -> None:
+        while True:
+            await asyncio.sleep(PROGRESS_INTERVAL_S)
+            if on_progress is not None:
+                on_progress(progress)
+            else:
+                logger.info("%s", progress.line())
+
+    reporter = asyncio.create_task(report())
+    try:
+        return await loop.run_all(runs)
+    finally:
+        reporter.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reporter
+
+
+def _with_metric(splits: Any, metric: str) -> Any:
+    from dataclasses import replace
+
+    return splits if splits.metric == metric else replace(splits, metric=metric)
+
+
+def _check_same_sweep(old: dict[str, Any], new: dict[str, Any]) -> None:
+    """Refuse to resume a sweep with a config that would change its results."""
+    for section in ("tasks", "seeds", "methods", "budget", "data_dir", "optimizer"):
+        if old.get(section) != new.get(section):
+            raise ConfigError(
+                section,
+                new.get(section),
+                f"the value of the sweep being resumed ({old.get(section)!r})",
+                "resume with the original config, or start a new sweep under another output.path",
+            )
+    for name in (
+        "model",
+        "intrinsic_dim",
+        "n_prompt_tokens",
+        "projection_init",
+        "projection_scale",
+        "max_new_tokens",
+    ):
+        if old.get("generator", {}).get(name) != new.get("generator", {}).get(name):
+            raise ConfigError(
+                f"generator.{name}",
+                new["generator"].get(name),
+                f"the value of the sweep being resumed ({old['generator'].get(name)!r})",
+                "resume with the original config",
+            )
