@@ -283,9 +283,8 @@ def call_rate(
         bin_s = min(MAX_RATE_BIN_S, max(MIN_RATE_BIN_S, span / TARGET_RATE_BINS))
     if bin_s <= 0:
         raise ResultsError(f"call-rate bin width: got {bin_s} s; expected a positive number")
-    n_bins = max(1, math.ceil(span / bin_s + 1e-9))
-    if t0 + n_bins * bin_s <= float(times.max()):
-        n_bins += 1
+    # The last request at the right edge counts in the last bin (no near-empty extra bin).
+    n_bins = max(1, math.ceil(span / bin_s))
     counts = np.bincount(
         np.clip(((times - t0) // bin_s).astype(np.int64), 0, n_bins - 1), minlength=n_bins
     )

@@ -95,7 +95,11 @@ def summary_row(task, method, seed, best, test):
 
 
 def call_rows(n_per_run: int):
-    """Calls spread evenly over 3 minutes; every 10th retried once after a 429, every 7th cached."""
+    """Calls spread evenly over 3 minutes.
+
+    Every 7th is cached, every 10th retried once, and those with ``i % 25 == 3`` failed with
+    429 after three attempts. Returns the rows and the number of HTTP requests they sent.
+    """
     rows = []
     k = 0
     runs = [(t, m, s) for t in TASKS for m in METHODS for s in SEEDS]
@@ -105,6 +109,7 @@ def call_rows(n_per_run: int):
         start = T0 + dt.timedelta(seconds=180.0 * i / total)
         cached = i % 7 == 0
         retried = not cached and i % 10 == 0
+        failed = not cached and i % 25 == 3  # rate-limited three times, then given up
         rows.append(
             {
                 "sweep": SWEEP,
@@ -113,8 +118,8 @@ def call_rows(n_per_run: int):
                 "seed": seed,
                 "started_at": start,
                 "finished_at": start + dt.timedelta(seconds=0.2),
-                "status": "ok",
-                "attempts": 0 if cached else (2 if retried else 1),
+                "status": "429" if failed else "ok",
+                "attempts": 0 if cached else (3 if failed else 2 if retried else 1),
                 "prompt_tokens": 0 if cached else 50,
                 "completion_tokens": 0 if cached else 5,
                 "cached": cached,

@@ -83,7 +83,8 @@ def test_markdown_report_table_numbers_instructions_and_plots(synthetic):
     # Provenance and rate facts, no secrets.
     assert "sk-secret" not in text and "synthetic" in text
     assert f"of the {RPM:g}/min limit" in text
-    assert "ended in 429" in text
+    n_failed = sum(1 for i in range(240) if i % 7 and i % 25 == 3)
+    assert f"{synthetic.n_requests} HTTP requests, {n_failed} ended in 429" in text
     assert f"![Best dev score against evaluations](plots/{BEST_DEV_PLOT})" in text
     assert f"(plots/{CALL_RATE_PLOT})" in text
     assert sorted(report.plots) == sorted(
