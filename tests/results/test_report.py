@@ -15,15 +15,8 @@ from matplotlib import image as mpimg
 from izero.errors import ResultsError
 from izero.results import ResultsStore, calls_table, evaluations_table
 from izero.results import command as report_command
-from izero.results.report import (
-    BEST_DEV_PLOT,
-    CALL_RATE_PLOT,
-    best_so_far_curves,
-    build_report,
-    call_rate,
-    method_results,
-    request_times,
-)
+from izero.results.analysis import best_so_far_curves, call_rate, method_results, request_times
+from izero.results.report import BEST_DEV_PLOT, CALL_RATE_PLOT, build_report
 from tests.results.conftest import (
     BEST,
     RPM,
