@@ -12,10 +12,19 @@ Layout under the store's root::
 The tables are plain hive-partitioned Parquet: ``pandas.read_parquet(root + "/evaluations")``,
 ``pyarrow.dataset``, polars and DuckDB read them directly.
 
+DuckDB: ``read_parquet('<root>/evaluations/*/part-*.parquet', hive_partitioning = true)``;
+polars: ``pl.scan_parquet('<root>/evaluations', hive_partitioning=True)``.
+
 Appends never rewrite a file: each append writes new files under unique names. A file is
-written under a hidden temporary name (leading ``.``, which Parquet readers skip) and moved to
-its final name once complete, so a crash mid-write leaves no partial file visible, and several
-writers (processes, nodes) can append to the same store at once.
+written under a hidden temporary name (``.tmp-<uuid>-<name>.partial``: readers skip names
+starting with ``.``, and no ``*.parquet`` glob matches it) and moved to its final name once
+complete, so a crash mid-write leaves no partial file visible, and several writers
+(processes, nodes) can append to the same store at once. On object stores (s3://, gs://) the
+move is a server-side copy; an object appears only once complete either way.
+
+The driver's use: ``ensure_new_sweep(overwrite=...)`` before a new sweep (not on
+``--resume``), ``write_provenance`` once, ``append_*`` as rows come, ``write_checkpoint``
+after every round, ``mark_finished`` at the end.
 """
 
 from __future__ import annotations
@@ -57,6 +66,8 @@ FINISHED_FILE = "_FINISHED"
 CHECKPOINT_DIR = "checkpoints"
 #: Prefix of temporary files (readers skip names starting with "." or "_").
 TEMP_PREFIX = ".tmp-"
+#: Suffix of temporary files.
+TEMP_SUFFIX = ".partial"
 #: Parquet compression codec.
 PARQUET_COMPRESSION = "zstd"
 #: Allowed checkpoint names.
@@ -130,7 +141,8 @@ class ResultsStore:
         """Write ``data`` to ``path`` via a hidden temp file and a move."""
         parent, _, name = path.rpartition("/")
         self.fs.create_dir(parent, recursive=True)
-        tmp = f"{parent}/{TEMP_PREFIX}{uuid.uuid4().hex}-{name}"
+        # Hidden and without the final suffix, so no "*.parquet" glob can pick it up.
+        tmp = f"{parent}/{TEMP_PREFIX}{uuid.uuid4().hex}-{name}{TEMP_SUFFIX}"
         try:
             with self.fs.open_output_stream(tmp) as out:
                 out.write(data)

@@ -130,13 +130,19 @@ def test_crash_mid_write_leaves_no_visible_file(tmp_path, monkeypatch):
     folder = tmp_path / "s" / "evaluations" / "task=sum"
     (folder / ".tmp-deadbeef-part-x.parquet").write_bytes(b"PAR1 partial garbage")
 
+    moved = []
+
     def boom(src, dest):
+        moved.append((src, dest))
         raise OSError("disk vanished")
 
     monkeypatch.setattr(store, "fs", _FailingMove(store.fs, boom))
     with pytest.raises(OSError, match="disk vanished"):
         store.append_evaluations([evaluation_row("sum", "random", 0, 1, 0.6)])
     monkeypatch.undo()
+    [(src, dest)] = moved
+    assert Path(src).name.startswith(".tmp-") and not src.endswith(".parquet")
+    assert Path(dest).name.startswith("part-") and dest.endswith(".parquet")
     assert len(list(folder.glob(".tmp-*"))) == 1  # the failed write cleaned up its temp file
     assert store.read_evaluations().num_rows == 1
     assert len(pd.read_parquet(tmp_path / "s" / "evaluations")) == 1
