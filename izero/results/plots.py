@@ -76,7 +76,10 @@ def plot_best_dev(evaluations: pa.Table) -> bytes:
         ax.set_xlabel("evaluations")
         ax.set_ylabel("best dev score")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="small")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="small")
+        else:
+            ax.text(0.5, 0.5, "no scored evaluations", ha="center", transform=ax.transAxes)
     for j in range(len(tasks), nrows * ncols):
         axes[j // ncols][j % ncols].set_visible(False)
     fig.tight_layout()

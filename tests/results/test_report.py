@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import re
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -170,6 +171,20 @@ def test_request_times_and_call_rate():
     assert 1.0 <= bin_s <= 2.0 and rate.sum() * bin_s / 60.0 == pytest.approx(40)
     with pytest.raises(ResultsError, match="positive"):
         call_rate(series, bin_s=-1.0)
+
+
+def test_task_without_any_dev_score_plots_without_warnings(tmp_path):
+    store = ResultsStore(tmp_path / "s")
+    store.append_evaluations(
+        [evaluation_row("t", "random", 0, i, None) for i in range(3)]
+        + [evaluation_row("u", "random", 0, 0, 0.5)]
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        report = build_report(store)
+    text = Path(report.path).read_text()
+    assert "| t | random | 1 | n/a | n/a |  |  |" in text
+    _assert_png(Path(report.plots[0]))
 
 
 def test_errors_for_empty_results_and_bad_options(tmp_path):
