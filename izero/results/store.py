@@ -1,0 +1,433 @@
+"""One sweep's results on a local disk or any ``pyarrow.fs`` filesystem (s3://, gs://, ...).
+
+Layout under the store's root::
+
+    evaluations/task=<task>/part-<uuid>.parquet   one row per evaluated instruction
+    summaries/task=<task>/part-<uuid>.parquet     one row per (task, method, seed)
+    calls/task=<task>/part-<uuid>.parquet         one row per black-box call
+    provenance.json                               config, seeds, versions, git commit
+    checkpoints/<name>.json                       small JSON checkpoints (driver, per round)
+    _FINISHED                                     marker written when the sweep is complete
+
+The tables are plain hive-partitioned Parquet: ``pandas.read_parquet(root + "/evaluations")``,
+``pyarrow.dataset``, polars and DuckDB read them directly.
+
+DuckDB: ``read_parquet('<root>/evaluations/*/part-*.parquet', hive_partitioning = true)``;
+polars: ``pl.scan_parquet('<root>/evaluations', hive_partitioning=True)``.
+
+Appends never rewrite a file: each append writes new files under unique names. A file is
+written under a hidden temporary name (``.tmp-<uuid>-<name>.partial``: readers skip names
+starting with ``.``, and no ``*.parquet`` glob matches it) and moved to its final name once
+complete, so a crash mid-write leaves no partial file visible, and several writers
+(processes, nodes) can append to the same store at once. On object stores (s3://, gs://) the
+move is a server-side copy; an object appears only once complete either way.
+
+The driver's use: ``ensure_new_sweep(overwrite=...)`` before a new sweep (not on
+``--resume``), ``write_provenance`` once, ``append_*`` as rows come, ``write_checkpoint``
+after every round, ``mark_finished`` at the end.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import logging
+import re
+import urllib.parse
+import uuid
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from izero.errors import ResultsError
+from izero.results.provenance import Provenance
+from izero.results.schema import (
+    PARTITION_COLUMN,
+    PROVENANCE_KEY,
+    SCHEMAS,
+    build_table,
+    validate_table,
+)
+
+logger = logging.getLogger(__name__)
+
+#: File name of the provenance JSON at the store's root.
+PROVENANCE_FILE = "provenance.json"
+#: File name of the "sweep finished" marker at the store's root.
+FINISHED_FILE = "_FINISHED"
+#: Folder of the JSON checkpoints.
+CHECKPOINT_DIR = "checkpoints"
+#: Prefix of temporary files (readers skip names starting with "." or "_").
+TEMP_PREFIX = ".tmp-"
+#: Suffix of temporary files.
+TEMP_SUFFIX = ".partial"
+#: Parquet compression codec.
+PARQUET_COMPRESSION = "zstd"
+#: Allowed checkpoint names.
+_CHECKPOINT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.=+-]{0,199}")
+
+_UNSET = object()
+
+#: Sort order of the tables returned by the readers.
+_SORT_KEYS = {
+    "evaluations": ["task", "method", "seed", "eval_index"],
+    "summaries": ["task", "method", "seed"],
+    "calls": ["started_at", "task", "method", "seed"],
+}
+
+
+def _hive_partitioning() -> ds.Partitioning:
+    # Explicit string type: a task named "123" must not turn into an int column.
+    return ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.string())]), flavor="hive")
+
+
+class ResultsStore:
+    """The results of one sweep under ``uri``.
+
+    Args:
+        uri: a local path, or a URI ``pyarrow.fs.FileSystem.from_uri`` understands
+            (``file:///...``, ``s3://bucket/prefix``, ``gs://...``). With ``filesystem``
+            given, ``uri`` is a path inside that filesystem.
+        filesystem: a ``pyarrow.fs.FileSystem`` to use instead of resolving ``uri``
+            (e.g. a ``SubTreeFileSystem`` or an S3 filesystem with explicit credentials).
+            None = resolve from ``uri``.
+
+    Raises:
+        ResultsError: the URI cannot be resolved.
+    """
+
+    def __init__(self, uri: str | Path, *, filesystem: pafs.FileSystem | None = None):
+        text = str(uri)
+        if not text:
+            raise ResultsError("results uri: got an empty string; pass a folder path or URI")
+        self.uri = text
+        self._provenance_cache: Provenance | object | None = _UNSET
+        if filesystem is not None:
+            self.fs = filesystem
+            self.root = text.rstrip("/") or "/"
+        elif "://" in text:
+            try:
+                self.fs, root = pafs.FileSystem.from_uri(text)
+            except (pa.ArrowException, ValueError, OSError) as exc:
+                raise ResultsError(
+                    f"results uri {text!r} cannot be opened ({exc}); use a local path or a "
+                    "pyarrow.fs URI such as file:///abs/path, s3://bucket/prefix, gs://bucket/x"
+                ) from exc
+            self.root = root.rstrip("/") or "/"
+        else:
+            self.fs = pafs.LocalFileSystem()
+            self.root = str(Path(text).expanduser().resolve())
+
+    def __repr__(self) -> str:
+        return f"ResultsStore({self.uri!r})"
+
+    # ----------------------------------------------------------------- paths and files
+
+    def path(self, *parts: str) -> str:
+        """Filesystem path of ``parts`` joined under the root."""
+        return "/".join([self.root.rstrip("/"), *parts]) if parts else self.root
+
+    def _exists(self, path: str) -> bool:
+        return self.fs.get_file_info(path).type != pafs.FileType.NotFound
+
+    def _write_bytes_atomic(self, path: str, data: bytes) -> None:
+        """Write ``data`` to ``path`` via a hidden temp file and a move."""
+        parent, _, name = path.rpartition("/")
+        self.fs.create_dir(parent, recursive=True)
+        # Hidden and without the final suffix, so no "*.parquet" glob can pick it up.
+        tmp = f"{parent}/{TEMP_PREFIX}{uuid.uuid4().hex}-{name}{TEMP_SUFFIX}"
+        try:
+            with self.fs.open_output_stream(tmp) as out:
+                out.write(data)
+            self.fs.move(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError, pa.ArrowException):
+                self.fs.delete_file(tmp)
+            raise
+
+    def _read_bytes(self, path: str) -> bytes | None:
+        if self.fs.get_file_info(path).type != pafs.FileType.File:
+            return None
+        with self.fs.open_input_stream(path) as src:
+            return src.read()
+
+    # ----------------------------------------------------------------- provenance
+
+    def write_provenance(self, provenance: Provenance) -> None:
+        """Write ``provenance.json`` (atomically; replaces an earlier one)."""
+        self._write_bytes_atomic(self.path(PROVENANCE_FILE), provenance.to_json().encode())
+        self._provenance_cache = provenance
+
+    def read_provenance(self) -> Provenance | None:
+        """The sweep's provenance, or None when none was written."""
+        data = self._read_bytes(self.path(PROVENANCE_FILE))
+        return None if data is None else Provenance.from_json(data)
+
+    # ----------------------------------------------------------------- appends
+
+    def append_evaluations(
+        self, rows: Iterable[object] | pa.Table, *, provenance: Provenance | None = None
+    ) -> list[str]:
+        """Append evaluation rows (dicts, ``EvaluationRecord`` objects or an Arrow table).
+
+        Returns the paths of the new files (one per task present in ``rows``).
+        """
+        return self._append("evaluations", rows, provenance)
+
+    def append_summaries(
+        self, rows: Iterable[object] | pa.Table, *, provenance: Provenance | None = None
+    ) -> list[str]:
+        """Append summary rows (dicts, ``SummaryRecord`` objects or an Arrow table)."""
+        return self._append("summaries", rows, provenance)
+
+    def append_calls(
+        self, rows: Iterable[object] | pa.Table, *, provenance: Provenance | None = None
+    ) -> list[str]:
+        """Append call rows (dicts, ``CallRecord`` objects or an Arrow table)."""
+        return self._append("calls", rows, provenance)
+
+    def _append(
+        self, name: str, rows: Iterable[object] | pa.Table, provenance: Provenance | None
+    ) -> list[str]:
+        schema = SCHEMAS[name]
+        table = (
+            validate_table(schema, rows)
+            if isinstance(rows, pa.Table)
+            else build_table(schema, rows)
+        )
+        if table.num_rows == 0:
+            return []
+        if provenance is None:
+            provenance = self._cached_provenance()
+        metadata = dict(schema.metadata or {})
+        if provenance is not None:
+            metadata[PROVENANCE_KEY] = provenance.to_json().encode()
+        written = []
+        tasks = pc.unique(table.column(PARTITION_COLUMN)).to_pylist()
+        for task in sorted(tasks):
+            part = table.filter(pc.equal(table.column(PARTITION_COLUMN), task))
+            part = part.drop_columns([PARTITION_COLUMN])
+            part = part.replace_schema_metadata(metadata)
+            folder = f"{PARTITION_COLUMN}={urllib.parse.quote(task, safe='')}"
+            path = self.path(name, folder, f"part-{uuid.uuid4().hex}.parquet")
+            sink = pa.BufferOutputStream()
+            pq.write_table(part, sink, compression=PARQUET_COMPRESSION)
+            self._write_bytes_atomic(path, sink.getvalue().to_pybytes())
+            written.append(path)
+        logger.debug("appended %d %s rows in %d file(s)", table.num_rows, name, len(written))
+        return written
+
+    def _cached_provenance(self) -> Provenance | None:
+        if self._provenance_cache is _UNSET:
+            self._provenance_cache = self.read_provenance()
+        return self._provenance_cache  # type: ignore[return-value]
+
+    # ----------------------------------------------------------------- readers
+
+    def dataset(self, name: str) -> ds.Dataset | None:
+        """The ``pyarrow.dataset`` of table ``name`` (None when nothing was written)."""
+        if name not in SCHEMAS:
+            raise ResultsError(f"unknown results table {name!r}; expected one of {sorted(SCHEMAS)}")
+        folder = self.path(name)
+        if self.fs.get_file_info(folder).type != pafs.FileType.Directory:
+            return None
+        return ds.dataset(
+            folder,
+            schema=SCHEMAS[name],
+            format="parquet",
+            filesystem=self.fs,
+            partitioning=_hive_partitioning(),
+        )
+
+    def _read(
+        self,
+        name: str,
+        *,
+        tasks: Sequence[str] | None,
+        methods: Sequence[str] | None,
+        seeds: Sequence[int] | None,
+        filter: ds.Expression | None,
+        columns: Sequence[str] | None,
+    ) -> pa.Table:
+        schema = SCHEMAS[name]
+        expr = filter
+        for col, values in (("task", tasks), ("method", methods), ("seed", seeds)):
+            if values is not None:
+                term = ds.field(col).isin(list(values))
+                expr = term if expr is None else expr & term
+        dataset = self.dataset(name)
+        if dataset is None:
+            table = schema.empty_table()
+            if expr is not None:
+                table = table.filter(expr)
+        else:
+            table = dataset.to_table(filter=expr)
+        if table.num_rows:
+            table = table.sort_by([(k, "ascending") for k in _SORT_KEYS[name]])
+        table = table.replace_schema_metadata(schema.metadata)
+        if columns is not None:
+            table = table.select(list(columns))
+        return table
+
+    def read_evaluations(
+        self,
+        *,
+        tasks: Sequence[str] | None = None,
+        methods: Sequence[str] | None = None,
+        seeds: Sequence[int] | None = None,
+        filter: ds.Expression | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """All evaluation rows matching the filters, sorted by task, method, seed, eval_index.
+
+        Args:
+            tasks, methods, seeds: keep only these values (None = all).
+            filter: an extra ``pyarrow.dataset`` expression, e.g. ``ds.field("round") > 0``.
+            columns: columns to return (None = all, in schema order).
+        """
+        return self._read(
+            "evaluations",
+            tasks=tasks,
+            methods=methods,
+            seeds=seeds,
+            filter=filter,
+            columns=columns,
+        )
+
+    def read_summaries(
+        self,
+        *,
+        tasks: Sequence[str] | None = None,
+        methods: Sequence[str] | None = None,
+        seeds: Sequence[int] | None = None,
+        filter: ds.Expression | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """All summary rows, sorted by task, method, seed (filters as in read_evaluations)."""
+        return self._read(
+            "summaries",
+            tasks=tasks,
+            methods=methods,
+            seeds=seeds,
+            filter=filter,
+            columns=columns,
+        )
+
+    def read_calls(
+        self,
+        *,
+        tasks: Sequence[str] | None = None,
+        methods: Sequence[str] | None = None,
+        seeds: Sequence[int] | None = None,
+        filter: ds.Expression | None = None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """All call rows, sorted by start time (filters as in read_evaluations)."""
+        return self._read(
+            "calls", tasks=tasks, methods=methods, seeds=seeds, filter=filter, columns=columns
+        )
+
+    # ----------------------------------------------------------------- checkpoints
+
+    def _checkpoint_path(self, name: str) -> str:
+        if not isinstance(name, str) or not _CHECKPOINT_NAME.fullmatch(name):
+            raise ResultsError(
+                f"checkpoint name {name!r} is not allowed; use letters, digits and _.=+- "
+                "(no slashes), starting with a letter or digit, at most 200 characters"
+            )
+        return self.path(CHECKPOINT_DIR, f"{name}.json")
+
+    def write_checkpoint(self, name: str, data: Any) -> None:
+        """Write JSON-compatible ``data`` as checkpoint ``name``, atomically.
+
+        A reader sees either the previous checkpoint or the new one, never a partial file.
+
+        Raises:
+            ResultsError: the name is invalid or ``data`` is not JSON-serialisable.
+        """
+        path = self._checkpoint_path(name)
+        try:
+            text = json.dumps(data, sort_keys=True, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ResultsError(
+                f"checkpoint {name!r}: data is not JSON-serialisable ({exc}); store plain "
+                "numbers, strings, lists and dicts"
+            ) from exc
+        self._write_bytes_atomic(path, text.encode())
+
+    def read_checkpoint(self, name: str) -> Any | None:
+        """Checkpoint ``name``, or None when it does not exist.
+
+        Raises:
+            ResultsError: the checkpoint is not valid JSON.
+        """
+        data = self._read_bytes(self._checkpoint_path(name))
+        if data is None:
+            return None
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise ResultsError(
+                f"checkpoint {name!r} at {self.uri} is not valid JSON ({exc}); delete it to "
+                "restart that run from the results"
+            ) from exc
+
+    def list_checkpoints(self) -> list[str]:
+        """Names of all checkpoints, sorted."""
+        folder = self.path(CHECKPOINT_DIR)
+        if self.fs.get_file_info(folder).type != pafs.FileType.Directory:
+            return []
+        infos = self.fs.get_file_info(pafs.FileSelector(folder))
+        names = [
+            i.base_name[: -len(".json")]
+            for i in infos
+            if i.type == pafs.FileType.File
+            and i.base_name.endswith(".json")
+            and not i.base_name.startswith(TEMP_PREFIX)
+        ]
+        return sorted(names)
+
+    # ----------------------------------------------------------------- sweep state
+
+    def exists(self) -> bool:
+        """Whether anything of a sweep (data, provenance, checkpoints, marker) is here."""
+        names = [*SCHEMAS, PROVENANCE_FILE, CHECKPOINT_DIR, FINISHED_FILE]
+        return any(self._exists(self.path(n)) for n in names)
+
+    def is_finished(self) -> bool:
+        """Whether the sweep was marked finished."""
+        return self._exists(self.path(FINISHED_FILE))
+
+    def mark_finished(self, *, now: dt.datetime | None = None) -> None:
+        """Write the finished marker (JSON with ``finished_at``)."""
+        when = (now or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc)
+        body = json.dumps({"finished_at": when.isoformat()}).encode()
+        self._write_bytes_atomic(self.path(FINISHED_FILE), body)
+
+    def ensure_new_sweep(self, *, overwrite: bool = False) -> None:
+        """Make sure a new sweep can start here.
+
+        With ``overwrite``, everything under the root is deleted. Without it, an existing
+        sweep (finished or not) is refused, so that paid work is never mixed up or lost.
+
+        Raises:
+            ResultsError: a sweep exists here and ``overwrite`` is False.
+        """
+        if not self.exists():
+            return
+        if overwrite:
+            logger.warning("deleting the existing sweep at %s (--overwrite)", self.uri)
+            self.fs.delete_dir_contents(self.root, missing_dir_ok=True)
+            self._provenance_cache = _UNSET
+            return
+        state = "a finished sweep" if self.is_finished() else "an unfinished sweep"
+        raise ResultsError(
+            f"{state} exists at {self.uri}; use --resume to continue or --overwrite to replace"
+        )
