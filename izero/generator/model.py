@@ -218,7 +218,10 @@ class InstructionGenerator:
                 raise GeneratorError(f"expected GenerationRequest objects; got {type(r).__name__}")
         prompt_ids = [self._prompt_token_ids(r.demos) for r in reqs]
         soft = [self._soft_prompt(r) for r in reqs]
-        lengths = [len(ids) + (0 if s is None else s.shape[0]) for ids, s in zip(prompt_ids, soft)]
+        lengths = [
+            len(ids) + (0 if s is None else s.shape[0])
+            for ids, s in zip(prompt_ids, soft, strict=True)
+        ]
         order = sorted(range(len(reqs)), key=lambda i: (-lengths[i], i))
         out: list[list[int]] = [[] for _ in reqs]
         bs = self.config.batch_size
@@ -229,7 +232,7 @@ class InstructionGenerator:
                 [soft[i] for i in chunk],
                 [reqs[i] for i in chunk],
             )
-            for i, row in zip(chunk, rows):
+            for i, row in zip(chunk, rows, strict=True):
                 out[i] = row
         return out
 
@@ -293,7 +296,7 @@ class InstructionGenerator:
     ) -> list[list[int]]:
         """Decode one left-padded batch; returns the new tokens of each row."""
         rows = []
-        for ids, s in zip(prompt_ids, soft):
+        for ids, s in zip(prompt_ids, soft, strict=True):
             emb = self._embed(torch.tensor(ids, dtype=torch.long, device=self.device))
             rows.append(emb if s is None else torch.cat([s, emb], dim=0))
         width = max(r.shape[0] for r in rows)
@@ -388,7 +391,7 @@ class RowGumbelSampler:
         """``scores``: ``batch x vocab`` logits of the next token; returns processed scores."""
         scores = scores.float().clone()
         tiny = torch.finfo(torch.float32).tiny
-        for b, (t, gen) in enumerate(zip(self.temperatures, self.generators)):
+        for b, (t, gen) in enumerate(zip(self.temperatures, self.generators, strict=True)):
             if gen is None:
                 continue
             u = torch.rand(scores.shape[1], generator=gen, device=scores.device)

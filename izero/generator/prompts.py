@@ -67,9 +67,13 @@ class PromptTemplate:
     def __post_init__(self) -> None:
         for field in ("{input}", "{output}"):
             if field not in self.demo_template:
-                raise ConfigError("generator.demo_template", self.demo_template, f"text with {field}")
+                raise ConfigError(
+                    "generator.demo_template", self.demo_template, f"text with {field}"
+                )
         if "{demos}" not in self.prompt_template:
-            raise ConfigError("generator.prompt_template", self.prompt_template, "text with {demos}")
+            raise ConfigError(
+                "generator.prompt_template", self.prompt_template, "text with {demos}"
+            )
         if not self.fallback.strip():
             raise ConfigError("generator.fallback", self.fallback, "a non-empty instruction")
 
@@ -112,9 +116,10 @@ def build_prompt_text(
 def clean_instruction(text: str, *, fallback: str = EMPTY_INSTRUCTION_FALLBACK) -> str:
     """One clean instruction from a decoded completion.
 
-    Strips template echoes ("The instruction was to", "Instruction:", role labels), keeps the
-    first non-empty line and its first sentence, drops control characters and undecodable bytes, cuts where the model starts writing new
-    demonstrations ("Input:"/"Output:"), removes surrounding quotes and collapses whitespace.
+    Drops control characters and undecodable bytes, strips template echoes ("The instruction
+    was to", "Instruction:", role labels), keeps the first non-empty line and its first
+    sentence, cuts where the model starts writing new demonstrations ("Input:"/"Output:"),
+    removes surrounding quotes and collapses whitespace.
     Returns ``fallback`` when nothing is left.
     """
     text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
