@@ -208,6 +208,8 @@ class InstructionGenerator:
     def generate_texts(self, requests: Sequence[GenerationRequest]) -> list[str]:
         """The raw decoded completions (special tokens skipped), in request order."""
         token_lists = self.generate_tokens(requests)
+        if not token_lists:
+            return []
         return self.tokenizer.batch_decode(token_lists, skip_special_tokens=True)
 
     def generate_tokens(self, requests: Sequence[GenerationRequest]) -> list[list[int]]:

@@ -34,6 +34,12 @@ leave room for tokens a model-specific tokenizer class may add when a saved tiny
 (e.g. Qwen2's ``<|endoftext|>``)."""
 
 TINY_MAX_POSITIONS = 2048
+
+TINY_INIT_STD = 0.3
+"""Standard deviation of the random weights (``initializer_range``). The usual 0.02 makes tiny
+random models (GPT-2 especially) repeat one token forever whatever the prompt, which would make
+tests of batching and soft prompts vacuous; 0.3 gives varied continuations with clear argmax
+margins."""
 """Context length of tiny models (tokens)."""
 
 BOS_TOKEN = "<s>"
@@ -145,6 +151,7 @@ def tiny_config(
     bos_token_id: int | None = None,
     eos_token_id: int | None = None,
     pad_token_id: int | None = None,
+    init_std: float = TINY_INIT_STD,
 ) -> Any:
     """A transformers config for a small model of ``arch`` (one of :data:`TINY_ARCHS`)."""
     from transformers import GPT2Config, LlamaConfig, Qwen2Config
@@ -169,6 +176,7 @@ def tiny_config(
             n_layer=num_layers,
             n_head=num_heads,
             n_inner=intermediate,
+            initializer_range=init_std,
             pad_token_id=pad_token_id,
             **special,
         )
@@ -181,6 +189,7 @@ def tiny_config(
         "num_key_value_heads": max(1, num_heads // 2),
         "max_position_embeddings": max_positions,
         "tie_word_embeddings": False,
+        "initializer_range": init_std,
         "pad_token_id": pad_token_id,
         **special,
     }
