@@ -34,6 +34,8 @@ DEFAULT_MAX_RETRIES = 3
 RETRY_BACKOFF_S = 0.2
 """Pause before resubmitting a call whose actor died (seconds, doubled per attempt, capped)."""
 RETRY_BACKOFF_CAP_S = 5.0
+DEFAULT_READY_TIMEOUT_S = 900.0
+"""How long a retry waits for a restarted actor to load its model (seconds; 13B models are slow)."""
 
 
 class GeneratorActor:
@@ -165,6 +167,7 @@ class GeneratorPool:
         batch_window_s: see :class:`GeneratorActor`.
         num_cpus_per_actor: CPUs reserved per actor.
         use_gpu: reserve one GPU per actor; ``None`` = when the cluster has GPUs.
+        ready_timeout_s: how long a retry waits for a restarting actor to reload its model.
         **generator_kwargs: keyword arguments of :class:`InstructionGenerator` (validated here,
             before any actor starts).
     """
@@ -178,6 +181,7 @@ class GeneratorPool:
         batch_window_s: float = DEFAULT_BATCH_WINDOW_S,
         num_cpus_per_actor: float = 1,
         use_gpu: bool | None = None,
+        ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S,
         **generator_kwargs: Any,
     ) -> None:
         import ray
@@ -200,6 +204,7 @@ class GeneratorPool:
         if num_actors < 1:
             raise GeneratorError(f"num_actors must be >= 1; got {num_actors}")
         self.max_retries = max_retries
+        self.ready_timeout_s = ready_timeout_s
         self.retries = 0
         """Calls resubmitted after an actor failure, over the pool's lifetime."""
         cls = remote_generator_actor()
@@ -225,27 +230,45 @@ class GeneratorPool:
     def generate_sync(
         self, requests: Sequence[GenerationRequest], *, timeout_s: float | None = None
     ) -> list[str]:
-        """Blocking :meth:`generate` for callers without an event loop."""
+        """Blocking :meth:`generate` for callers without an event loop.
+
+        ``timeout_s`` bounds the wait for each shard's result (seconds; ``None`` = no limit).
+        """
+        shards = self._shards(list(requests))
+        first = [self._submit(shard, self._pick()) for shard in shards]  # all run concurrently
+        return [
+            text
+            for shard, (idx, ref) in zip(shards, first, strict=True)
+            for text in self._finish_sync(shard, idx, ref, timeout_s)
+        ]
+
+    def _finish_sync(
+        self, shard: list[GenerationRequest], idx: int, ref: Any, timeout_s: float | None
+    ) -> list[str]:
         import ray
 
-        shards = self._shards(list(requests))
-        pending = {k: self._submit(shard) for k, shard in enumerate(shards)}
-        results: dict[int, list[str]] = {}
-        attempts = dict.fromkeys(pending, 0)
-        while pending:
-            k = next(iter(pending))
-            idx, ref = pending[k]
+        attempt = 0
+        while True:
             try:
-                results[k] = ray.get(ref, timeout=timeout_s)
-                del pending[k]
+                if ref is None:
+                    idx = self._pick(avoid=idx)
+                    ray.get(self._ready_ref(idx), timeout=self.ready_timeout_s)
+                    idx, ref = self._submit(shard, idx)
+                try:
+                    return ray.get(ref, timeout=timeout_s)
+                finally:
+                    self._inflight[idx] -= 1
             except _actor_errors() as exc:
-                attempts[k] += 1
-                self._check_retry(attempts[k], exc)
-                time.sleep(_backoff(attempts[k]))
-                pending[k] = self._submit(shards[k], avoid=idx)
-            finally:
-                self._inflight[idx] -= 1
-        return [text for k in range(len(shards)) for text in results[k]]
+                attempt += 1
+                self._check_retry(attempt, exc)
+                ref = None
+                time.sleep(_backoff(attempt))
+            except ray.exceptions.GetTimeoutError as exc:
+                raise GeneratorError(
+                    f"generator actor {idx} did not answer within the time limit "
+                    f"(ready_timeout_s={self.ready_timeout_s}, timeout_s={timeout_s}); "
+                    "raise the limit for large models or check the actor logs"
+                ) from exc
 
     def wait_ready(self, *, timeout_s: float | None = None) -> None:
         """Block until every actor has loaded its model."""
@@ -275,28 +298,43 @@ class GeneratorPool:
         return [requests[i : i + size] for i in range(0, len(requests), size)]
 
     def _pick(self, avoid: int | None = None) -> int:
+        """The least-loaded actor, other than ``avoid`` when there is another."""
         choices = [i for i in range(len(self.actors)) if i != avoid] or [0]
         return min(choices, key=lambda i: self._inflight[i])
 
-    def _submit(self, shard: list[GenerationRequest], avoid: int | None = None) -> tuple[int, Any]:
-        idx = self._pick(avoid)
+    def _submit(self, shard: list[GenerationRequest], idx: int) -> tuple[int, Any]:
         self._inflight[idx] += 1
         return idx, self.actors[idx].generate.remote(shard)
 
+    def _ready_ref(self, idx: int) -> Any:
+        # A restarting actor fails plain calls fast (ActorUnavailableError); a ready() call with
+        # task retries waits for the restart to finish, and fails if the actor is dead for good.
+        return self.actors[idx].ready.options(max_task_retries=-1).remote()
+
     async def _call_async(self, shard: list[GenerationRequest]) -> list[str]:
         attempt = 0
-        avoid: int | None = None
+        idx: int | None = None
         while True:
-            idx, ref = self._submit(shard, avoid)
             try:
-                return await ref
+                if idx is None:
+                    idx = self._pick()
+                else:
+                    idx = self._pick(avoid=idx)
+                    await asyncio.wait_for(self._ready_ref(idx), timeout=self.ready_timeout_s)
+                idx, ref = self._submit(shard, idx)
+                try:
+                    return await ref
+                finally:
+                    self._inflight[idx] -= 1
             except _actor_errors() as exc:
                 attempt += 1
                 self._check_retry(attempt, exc)
-                avoid = idx
                 await asyncio.sleep(_backoff(attempt))
-            finally:
-                self._inflight[idx] -= 1
+            except asyncio.TimeoutError as exc:
+                raise GeneratorError(
+                    f"generator actor {idx} did not come back within ready_timeout_s="
+                    f"{self.ready_timeout_s}; raise it for large models or check the actor logs"
+                ) from exc
 
     def _check_retry(self, attempt: int, exc: BaseException) -> None:
         if attempt > self.max_retries:

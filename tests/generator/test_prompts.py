@@ -30,7 +30,9 @@ def test_chat_template_wraps_the_prompt_when_the_tokenizer_has_one() -> None:
     off = PromptTemplate(use_chat_template=False)
     assert build_prompt_text(DEMOS, template=off, tokenizer=tok) == (PLAIN, False)
     with pytest.raises(GeneratorError, match="no chat template"):
-        build_prompt_text(DEMOS, template=PromptTemplate(use_chat_template=True), tokenizer=_NoChat())
+        build_prompt_text(
+            DEMOS, template=PromptTemplate(use_chat_template=True), tokenizer=_NoChat()
+        )
 
 
 def test_prompt_errors() -> None:
@@ -50,7 +52,7 @@ def test_prompt_errors() -> None:
         (" add the two numbers.", "add the two numbers."),
         (" add the two numbers. Then write it down.", "add the two numbers."),
         ("\n\n sort the words alphabetically\nInput: b a", "sort the words alphabetically"),
-        ("The instruction was to \"reverse the word\"", "reverse the word"),
+        ('The instruction was to "reverse the word"', "reverse the word"),
         ("Instruction: write the plural Input: cat Output: cats", "write the plural"),
         ("ASSISTANT: The instruction was to find the antonym", "find the antonym"),
         ("  'pluralise each noun'  ", "pluralise each noun"),
