@@ -68,6 +68,9 @@ class GeneratorActor:
         reqs = list(requests)
         if not reqs:
             return []
+        for r in reqs:
+            if not isinstance(r, GenerationRequest):
+                raise GeneratorError(f"expected GenerationRequest objects; got {type(r).__name__}")
         loop = asyncio.get_running_loop()
         if self._wakeup is None:
             self._wakeup = asyncio.Event()
@@ -106,25 +109,36 @@ class GeneratorActor:
                 if self._window > 0 and _count(self._queue) < self._batch_size:
                     await asyncio.sleep(self._window)
                 taken = self._take()
-                flat = [r for reqs, _ in taken for r in reqs]
                 self._busy = True
                 try:
-                    texts = await asyncio.to_thread(self._generator.generate, flat)
-                except Exception as exc:  # handed to every caller of this batch
-                    logger.exception("generation batch of %d requests failed", len(flat))
-                    for _, fut in taken:
-                        if not fut.done():
-                            fut.set_exception(exc)
-                    continue
+                    await self._run(taken)
                 finally:
                     self._busy = False
-                self._batches += 1
-                self._requests += len(flat)
-                pos = 0
-                for reqs, fut in taken:
-                    if not fut.done():
-                        fut.set_result(texts[pos : pos + len(reqs)])
-                    pos += len(reqs)
+
+    async def _run(
+        self, taken: list[tuple[list[GenerationRequest], asyncio.Future[list[str]]]]
+    ) -> None:
+        """Run the calls in ``taken`` as one batch; if it fails, run them one by one so a bad
+        call (say, a soft prompt of the wrong length) fails alone, not its batch mates."""
+        flat = [r for reqs, _ in taken for r in reqs]
+        try:
+            texts = await asyncio.to_thread(self._generator.generate, flat)
+        except Exception as exc:
+            if len(taken) > 1:
+                for item in taken:
+                    await self._run([item])
+                return
+            logger.warning("generation call of %d requests failed: %s", len(flat), exc)
+            if not taken[0][1].done():
+                taken[0][1].set_exception(exc)
+            return
+        self._batches += 1
+        self._requests += len(flat)
+        pos = 0
+        for reqs, fut in taken:
+            if not fut.done():
+                fut.set_result(texts[pos : pos + len(reqs)])
+            pos += len(reqs)
 
     def _take(self) -> list[tuple[list[GenerationRequest], asyncio.Future[list[str]]]]:
         """Whole calls from the head of the queue, about one batch worth (at least one call)."""
@@ -158,7 +172,8 @@ def _actor_errors() -> tuple[type[BaseException], ...]:
 class GeneratorPool:
     """One :class:`GeneratorActor` per GPU of the Ray cluster, load-balanced, with retries.
 
-    Ray must be initialised (or will be, implicitly, on the first actor creation).
+    Connects to the running Ray instance (``ray.init()`` is called when none is; call it
+    yourself first to choose the cluster address or resources).
 
     Args:
         num_actors: how many actors; ``None`` = one per GPU in the cluster, or 1 without GPUs.
@@ -196,7 +211,10 @@ class GeneratorPool:
             raise GeneratorError(
                 f"max_restarts and max_retries must be >= 0; got {max_restarts}, {max_retries}"
             )
-        gpus = int(ray.cluster_resources().get("GPU", 0)) if ray.is_initialized() else 0
+        if not ray.is_initialized():
+            logger.info("Ray is not initialised; starting a local Ray instance")
+            ray.init()
+        gpus = int(ray.cluster_resources().get("GPU", 0))
         if use_gpu is None:
             use_gpu = gpus > 0
         if num_actors is None:

@@ -181,10 +181,13 @@ class InstructionGenerator:
                 model, dtype=dtype, device=device, allow_download=allow_download
             )
         self.model, self.tokenizer = model_and_tokenizer
-        if self.tokenizer.pad_token_id is None or self.tokenizer.padding_side != "left":
+        self._pad_id = self.tokenizer.pad_token_id
+        if self._pad_id is None:
+            self._pad_id = self.tokenizer.eos_token_id
+        if self._pad_id is None:
             raise GeneratorError(
-                "the tokenizer must pad on the left and have a pad token; "
-                "call izero.hf.prepare_tokenizer(tokenizer) first"
+                "the tokenizer has neither a pad nor an eos token; set tokenizer.pad_token "
+                "(izero.hf.prepare_tokenizer does) before building the generator"
             )
         self._embed = self.model.get_input_embeddings()
         weight = self._embed.weight
@@ -308,8 +311,7 @@ class InstructionGenerator:
                 f"prompt of {width} tokens + max_new_tokens={self.config.max_new_tokens} exceeds "
                 f"the model's {limit} positions; use fewer or shorter demonstrations"
             )
-        pad_id = self.tokenizer.pad_token_id
-        pad = self._embed(torch.tensor([pad_id], device=self.device))[0]
+        pad = self._embed(torch.tensor([self._pad_id], device=self.device))[0]
         batch = pad.expand(len(rows), width, self.hidden_size).clone()
         mask = torch.zeros(len(rows), width, dtype=torch.long, device=self.device)
         for b, r in enumerate(rows):
@@ -334,7 +336,7 @@ class InstructionGenerator:
             do_sample=False,
             num_beams=1,
             eos_token_id=list(self._eos),
-            pad_token_id=self.tokenizer.pad_token_id,
+            pad_token_id=self._pad_id,
         )
 
 

@@ -64,6 +64,17 @@ def test_concurrent_callers_share_batches(ray_local, pool2: GeneratorPool, expec
     assert after["batches"] - before["batches"] < 6  # coalesced into shared batches
 
 
+def test_a_bad_call_fails_alone_not_its_batch_mates(
+    ray_local, pool2: GeneratorPool, expected
+) -> None:
+    actor = pool2.actors[1]
+    good = actor.generate.remote(_requests(2))
+    bad = actor.generate.remote([GenerationRequest(demos=DEMOS_A, z=(0.5,) * 3)])  # wrong d
+    assert ray_local.get(good, timeout=120) == expected[:2]
+    with pytest.raises(GeneratorError, match="n x 10"):
+        ray_local.get(bad, timeout=120)
+
+
 def _kill_when_busy(ray_local, actor) -> None:
     deadline = time.monotonic() + 60
     while not ray_local.get(actor.stats.remote())["busy"]:  # the batch is running now
