@@ -385,6 +385,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     if args.model_shape:
+        if args.new_tokens < 2:
+            raise SystemExit("--model-shape needs --new-tokens >= 2 (decode time = full - prefill)")
         if args.copy_mib is None:
             args.copy_mib = 4096 if resolve_device(args.device).type == "cuda" else 256
         result = run_shape(args)
