@@ -55,10 +55,10 @@ def run(args: argparse.Namespace) -> int:
     _show(outcome.progress)
     print(final_table(outcome.outcomes))
     if not args.no_report:
-        from izero.results.report import write_report
+        from izero.results.report import build_report
 
-        path = write_report(outcome.uri)
-        print(f"report: {path}")
+        report = build_report(outcome.uri)
+        print(f"report: {report.path}")
     print(f"results: {outcome.uri}")
     return 0
 

@@ -238,6 +238,11 @@ class GeneratorPool:
         self._inflight = [0] * num_actors
         logger.info("started %d generator actors (gpu=%s)", num_actors, use_gpu)
 
+    @property
+    def in_flight(self) -> int:
+        """Calls submitted to the actors and not yet answered."""
+        return sum(self._inflight)
+
     # ------------------------------------------------------------------ calls
     async def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
         """Instructions for ``requests`` (in order); shards run on the actors concurrently."""

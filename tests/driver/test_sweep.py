@@ -1,0 +1,113 @@
+"""End-to-end sweeps on the offline default: real Ray, tiny generator, simulated black box."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from izero.config import config_from_dict
+from izero.driver import run_sweep
+from izero.driver.backends import Backends
+from izero.errors import ResultsError
+from izero.results import ResultsStore
+
+TASKS = ["sum", "first_word_letter"]
+
+
+def smoke_config(tmp_path, **extra):
+    raw = {
+        "name": "smoke",
+        "tasks": TASKS,
+        "seeds": [0],
+        "methods": ["instructzero", "random", "ape", "manual"],
+        "budget": {"preset": "smoke"},
+        "generator": {"model": "tiny:llama", "device": "cpu", "max_new_tokens": 12},
+        "blackbox": {"backend": "simulated", "rpm": 6000, "concurrency": 16},
+        "output": {"path": str(tmp_path / "sweep")},
+    }
+    for key, value in extra.items():
+        raw[key] = {**raw.get(key, {}), **value} if isinstance(value, dict) else value
+    return config_from_dict(raw)
+
+
+def test_offline_sweep_writes_every_row(ray_local, tmp_path):
+    cfg = smoke_config(tmp_path)
+    outcome = run_sweep(cfg)
+    store = ResultsStore(outcome.uri)
+    ev = store.read_evaluations().to_pylist()
+    summaries = store.read_summaries().to_pylist()
+    budget = cfg.budget.n_init + cfg.budget.n_rounds * cfg.budget.q
+
+    assert store.is_finished()
+    assert len(summaries) == len(TASKS) * 4
+    for task in TASKS:
+        for method in ("instructzero", "random", "ape"):
+            rows = [r for r in ev if r["task"] == task and r["method"] == method]
+            assert sorted(r["eval_index"] for r in rows) == list(range(budget))
+            assert {r["round"] for r in rows} == (
+                {0} if method == "ape" else set(range(cfg.budget.n_rounds + 1))
+            )
+            if method != "ape":
+                assert all(len(r["z"]) == cfg.generator.intrinsic_dim for r in rows)
+                assert all(-1.0 <= v <= 1.0 for r in rows for v in r["z"])
+        manual = [r for r in ev if r["task"] == task and r["method"] == "manual"]
+        assert manual and all(r["z"] is None for r in manual)
+    for s in summaries:
+        assert s["best_instruction"]
+        assert s["n_test"] == cfg.budget.n_test
+        assert 0.0 <= s["test_score"] <= 1.0
+    # Identical instructions are scored once: duplicates cost no calls and point at the first.
+    for r in ev:
+        if r["duplicate_of"] is not None:
+            assert r["calls"] == 0 and r["duplicate_of"] < r["eval_index"]
+    # The calls table holds one row per paid or cached call of the sweep.
+    calls = store.read_calls()
+    assert calls.num_rows == sum(r["n_answered"] + r["n_failed"] for r in ev if r["duplicate_of"] is None) + sum(
+        s["n_test"] for s in summaries
+    )
+    # The manual baseline scores the human annotations of built-in tasks.
+    from izero.tasks import load_task
+
+    for task in TASKS:
+        best_manual = next(s for s in summaries if s["task"] == task and s["method"] == "manual")
+        assert best_manual["best_instruction"] in load_task(task).annotations
+
+    # The same command again without resume refuses to touch the finished sweep.
+    with pytest.raises(ResultsError, match="use --resume"):
+        run_sweep(cfg)
+    # With resume, a finished sweep is left as it is and costs nothing.
+    again = run_sweep(cfg, resume=True)
+    assert again.progress.calls == 0
+    assert ResultsStore(again.uri).read_evaluations().num_rows == len(ev)
+
+
+def test_generator_actor_killed_mid_sweep_loses_nothing(ray_local, tmp_path):
+    import ray
+
+    cfg = smoke_config(
+        tmp_path, methods=["instructzero"], tasks=["sum"], budget={"preset": "smoke", "n_rounds": 3}
+    )
+    built: list[Backends] = []
+
+    def factory(**kwargs):
+        backends = Backends(**kwargs)
+        built.append(backends)
+        return backends
+
+    def killer():
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            if built and built[0].generator.in_flight > 0:
+                ray.kill(built[0].generator.actors[0], no_restart=False)
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=killer, daemon=True)
+    thread.start()
+    outcome = run_sweep(cfg, backends_factory=factory)
+    thread.join()
+    ev = ResultsStore(outcome.uri).read_evaluations().to_pylist()
+    budget = cfg.budget.n_init + cfg.budget.n_rounds * cfg.budget.q
+    assert sorted(r["eval_index"] for r in ev) == list(range(budget))
