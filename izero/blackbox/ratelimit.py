@@ -1,0 +1,493 @@
+"""One rate limit and budget per endpoint, shared by every worker process.
+
+The limiter is a GCRA ("virtual scheduling") clock: request slots are handed out evenly
+spaced, ``interval = max(60 / rpm, tokens * 60 / tpm)`` seconds apart, never bunched, so a
+server that enforces a per-minute limit over much shorter windows (60,000 RPM as 1,000 per
+second) sees an even stream. Workers lease slots in chunks covering ``lease_horizon_s`` seconds
+(one round trip per chunk, not per request) and pay back token estimates once the answer's
+``usage`` is known. A 429 pauses everybody (``Retry-After``), slows the clock and ramps it back.
+
+:class:`LimiterCore` is the pure logic (injectable clock, unit-testable with a fake clock);
+:class:`RateLimiterActor` serves it to a Ray cluster; :class:`LocalLimiter` serves it inside
+one process; :class:`LeaseClient` is what a worker process uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from izero.blackbox.errors import BudgetExhaustedError, EndpointError
+
+logger = logging.getLogger(__name__)
+
+SECONDS_PER_MINUTE = 60.0
+SLOWDOWN_ON_429 = 0.9
+"""Rate multiplier applied on each 429 that was not caused by a pause already in effect."""
+MIN_RATE_FACTOR = 0.25
+RAMP_UP_PER_S = 0.02
+"""Share of the limit the rate factor recovers per second after a slowdown."""
+MAX_PAUSE_S = 120.0
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What one leased slot finally cost. ``sent``: a request went out on it; ``paid``: it was
+    answered (billed). Token and cost figures are the reservation and the actual usage."""
+
+    reserved_tokens: float
+    actual_tokens: float
+    reserved_cost: float
+    actual_cost: float
+    sent: bool
+    paid: bool
+
+
+@dataclass(frozen=True)
+class LimiterUsage:
+    """Totals the limiter has seen: paid calls, tokens, cost, 429s and slots granted."""
+
+    calls: int
+    tokens: int
+    cost: float
+    rate_limited: int
+    slots_granted: int
+
+
+class LimiterCore:
+    """Rate and budget state of one endpoint.
+
+    ``rpm``/``tpm``: limits per minute (``None`` = unlimited); ``margin``: share kept free;
+    ``horizon_s``: seconds of capacity per lease. ``clock`` returns seconds (monotonic).
+    Budget caps count reservations, so they hold before usage is known.
+    """
+
+    def __init__(
+        self,
+        *,
+        rpm: float | None,
+        tpm: float | None,
+        margin: float,
+        horizon_s: float,
+        endpoint: str = "",
+        max_calls: int | None = None,
+        max_total_tokens: int | None = None,
+        max_cost: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.rpm = rpm
+        self.tpm = tpm
+        self.margin = margin
+        self.horizon_s = horizon_s
+        self.endpoint = endpoint
+        self.max_calls = max_calls
+        self.max_total_tokens = max_total_tokens
+        self.max_cost = max_cost
+        self.clock = clock
+        self.tat = clock()
+        self.paused_until = 0.0
+        self.rate_factor = 1.0
+        self._factor_at = clock()
+        self.fatal: BaseException | None = None
+        # budget: committed (settled) plus outstanding reservations
+        self.calls = 0
+        self.tokens = 0.0
+        self.cost = 0.0
+        self.res_calls = 0
+        self.res_tokens = 0.0
+        self.res_cost = 0.0
+        self.rate_limited = 0
+        self.slots_granted = 0
+
+    # -- rate ---------------------------------------------------------------------------
+    def _factor(self, now: float) -> float:
+        self.rate_factor = min(1.0, self.rate_factor + RAMP_UP_PER_S * (now - self._factor_at))
+        self._factor_at = now
+        return self.rate_factor
+
+    def interval(self, est_tokens: float, now: float | None = None) -> float:
+        """Seconds between two slots for calls of ``est_tokens`` tokens (0 if unlimited)."""
+        factor = self._factor(self.clock() if now is None else now) * (1.0 - self.margin)
+        gaps = [0.0]
+        if self.rpm:
+            gaps.append(SECONDS_PER_MINUTE / (self.rpm * factor))
+        if self.tpm:
+            gaps.append(est_tokens * SECONDS_PER_MINUTE / (self.tpm * factor))
+        return max(gaps)
+
+    def lease(
+        self,
+        n: int,
+        *,
+        est_tokens: float,
+        est_cost: float,
+        settlements: Sequence[Settlement] = (),
+    ) -> list[float]:
+        """Grant up to ``n`` slots; returns their delays in seconds from now (ascending).
+
+        Raises the stored fatal error, or :class:`BudgetExhaustedError` when not even one more
+        call fits the budget caps.
+        """
+        self.settle(settlements)
+        if self.fatal is not None:
+            raise self.fatal
+        now = self.clock()
+        gap = self.interval(est_tokens, now)
+        n = max(1, int(n))
+        if gap > 0:
+            n = min(n, max(1, math.floor(self.horizon_s / gap)))
+        n = min(n, self._budget_room(est_tokens, est_cost))
+        if n <= 0:
+            raise BudgetExhaustedError(
+                f"budget cap reached: {self._budget_text()}; the next call (about "
+                f"{est_tokens:.0f} tokens) would exceed it",
+                endpoint=self.endpoint,
+                fix="raise max_calls / max_total_tokens / max_cost, or resume the run later "
+                "(answers already paid for are cached)",
+            )
+        start = max(now, self.tat, self.paused_until)
+        delays = [start + i * gap - now for i in range(n)]
+        self.tat = start + n * gap
+        self.res_calls += n
+        self.res_tokens += n * est_tokens
+        self.res_cost += n * est_cost
+        self.slots_granted += n
+        return delays
+
+    def _budget_room(self, est_tokens: float, est_cost: float) -> int:
+        room = 1 << 30
+        if self.max_calls is not None:
+            room = min(room, int(self.max_calls - self.calls - self.res_calls))
+        if self.max_total_tokens is not None and est_tokens > 0:
+            left = self.max_total_tokens - self.tokens - self.res_tokens
+            room = min(room, math.floor(left / est_tokens))
+        if self.max_cost is not None and est_cost > 0:
+            left = self.max_cost - self.cost - self.res_cost
+            room = min(room, math.floor(left / est_cost + 1e-9))
+        return room
+
+    def _budget_text(self) -> str:
+        parts = []
+        if self.max_calls is not None:
+            parts.append(f"{self.calls} of max_calls={self.max_calls} used")
+        if self.max_total_tokens is not None:
+            parts.append(f"{self.tokens:.0f} of max_total_tokens={self.max_total_tokens} used")
+        if self.max_cost is not None:
+            parts.append(f"{self.cost:.6f} of max_cost={self.max_cost} spent")
+        return ", ".join(parts) or "no cap"
+
+    def settle(self, settlements: Sequence[Settlement]) -> None:
+        """Book what leased slots finally cost and correct the clock by the token error."""
+        now = self.clock()
+        for s in settlements:
+            self.res_calls -= 1
+            self.res_tokens -= s.reserved_tokens
+            self.res_cost -= s.reserved_cost
+            if s.paid:
+                self.calls += 1
+                self.tokens += s.actual_tokens
+                self.cost += s.actual_cost
+            if s.sent and self.tpm:
+                delta = s.actual_tokens - s.reserved_tokens
+                factor = self.rate_factor * (1.0 - self.margin)
+                self.tat = max(now, self.tat + delta * SECONDS_PER_MINUTE / (self.tpm * factor))
+
+    def rate_limited_by_server(self, retry_after_s: float | None) -> None:
+        """A 429 (rate limit): pause every worker for ``retry_after_s`` and slow down."""
+        now = self.clock()
+        self.rate_limited += 1
+        pause = min(MAX_PAUSE_S, retry_after_s if retry_after_s is not None else 1.0)
+        if now >= self.paused_until:  # count one slowdown per pause, not one per worker
+            self.rate_factor = max(MIN_RATE_FACTOR, self._factor(now) * SLOWDOWN_ON_429)
+        self.paused_until = max(self.paused_until, now + pause)
+        self.tat = max(self.tat, self.paused_until)
+
+    def server_hint(
+        self,
+        *,
+        limit_requests: float | None = None,
+        limit_tokens: float | None = None,
+        pause_s: float | None = None,
+    ) -> None:
+        """Adopt tighter per-minute limits the server reports (``x-ratelimit-limit-*``) and a
+        pause until its window resets when it reports nothing remaining."""
+        if limit_requests and (self.rpm is None or limit_requests < self.rpm):
+            logger.info(
+                "%s: server reports %s requests/min; adopting it", self.endpoint, limit_requests
+            )
+            self.rpm = float(limit_requests)
+        if limit_tokens and (self.tpm is None or limit_tokens < self.tpm):
+            logger.info(
+                "%s: server reports %s tokens/min; adopting it", self.endpoint, limit_tokens
+            )
+            self.tpm = float(limit_tokens)
+        if pause_s:
+            now = self.clock()
+            self.paused_until = max(self.paused_until, now + min(MAX_PAUSE_S, pause_s))
+            self.tat = max(self.tat, self.paused_until)
+
+    def set_fatal(self, error: BaseException) -> None:
+        """Stop every worker: later leases raise ``error``."""
+        if self.fatal is None:
+            self.fatal = error
+
+    def usage(self) -> LimiterUsage:
+        return LimiterUsage(
+            calls=self.calls,
+            tokens=round(self.tokens),
+            cost=self.cost,
+            rate_limited=self.rate_limited,
+            slots_granted=self.slots_granted,
+        )
+
+
+def _core_from_config(config, clock=time.monotonic) -> LimiterCore:
+    return LimiterCore(
+        rpm=config.rpm,
+        tpm=config.tpm,
+        margin=config.rate_margin,
+        horizon_s=config.lease_horizon_s,
+        endpoint=config.endpoint,
+        max_calls=config.max_calls,
+        max_total_tokens=config.max_total_tokens,
+        max_cost=config.max_cost,
+        clock=clock,
+    )
+
+
+class LocalLimiter:
+    """The limiter inside one process (no Ray), with the async interface of the actor."""
+
+    def __init__(self, core: LimiterCore):
+        self.core = core
+
+    @classmethod
+    def from_config(cls, config) -> LocalLimiter:
+        return cls(_core_from_config(config))
+
+    async def lease(self, n, est_tokens, est_cost, settlements):
+        try:
+            return (
+                "ok",
+                self.core.lease(
+                    n, est_tokens=est_tokens, est_cost=est_cost, settlements=settlements
+                ),
+            )
+        except EndpointError as err:
+            return ("error", err)
+
+    async def settle(self, settlements):
+        self.core.settle(settlements)
+
+    async def rate_limited(self, retry_after_s):
+        self.core.rate_limited_by_server(retry_after_s)
+
+    async def hint(self, limit_requests, limit_tokens, pause_s):
+        self.core.server_hint(
+            limit_requests=limit_requests, limit_tokens=limit_tokens, pause_s=pause_s
+        )
+
+    async def set_fatal(self, error):
+        self.core.set_fatal(error)
+
+    async def usage(self) -> LimiterUsage:
+        return self.core.usage()
+
+
+class _LimiterActorImpl:
+    """Ray actor body: one per endpoint, named, shared by every worker process."""
+
+    def __init__(self, config):
+        self.core = _core_from_config(config)
+
+    def lease(self, n, est_tokens, est_cost, settlements):
+        try:
+            return (
+                "ok",
+                self.core.lease(
+                    n, est_tokens=est_tokens, est_cost=est_cost, settlements=settlements
+                ),
+            )
+        except EndpointError as err:
+            return ("error", err)
+
+    def settle(self, settlements):
+        self.core.settle(settlements)
+
+    def rate_limited(self, retry_after_s):
+        self.core.rate_limited_by_server(retry_after_s)
+
+    def hint(self, limit_requests, limit_tokens, pause_s):
+        self.core.server_hint(
+            limit_requests=limit_requests, limit_tokens=limit_tokens, pause_s=pause_s
+        )
+
+    def set_fatal(self, error):
+        self.core.set_fatal(error)
+
+    def usage(self):
+        return self.core.usage()
+
+
+def create_limiter_actor(config, *, name: str | None = None):
+    """Start the shared limiter actor for ``config`` (needs ``ray.init``); ``name`` makes it
+    findable by other drivers with ``ray.get_actor``."""
+    import ray
+
+    actor_cls = ray.remote(num_cpus=0, max_restarts=0)(_LimiterActorImpl)
+    options = {"name": name, "get_if_exists": True} if name else {}
+    return actor_cls.options(**options).remote(config)
+
+
+class RemoteLimiter:
+    """Async adapter over the Ray actor handle, same interface as :class:`LocalLimiter`."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    async def lease(self, n, est_tokens, est_cost, settlements):
+        return await self.handle.lease.remote(n, est_tokens, est_cost, settlements)
+
+    async def settle(self, settlements):
+        await self.handle.settle.remote(settlements)
+
+    async def rate_limited(self, retry_after_s):
+        await self.handle.rate_limited.remote(retry_after_s)
+
+    async def hint(self, limit_requests, limit_tokens, pause_s):
+        await self.handle.hint.remote(limit_requests, limit_tokens, pause_s)
+
+    async def set_fatal(self, error):
+        await self.handle.set_fatal.remote(error)
+
+    async def usage(self) -> LimiterUsage:
+        return await self.handle.usage.remote()
+
+
+@dataclass
+class Slot:
+    """One leased request slot: its budget reservation, to be settled exactly once."""
+
+    est_tokens: float
+    est_cost: float
+    settled: bool = False
+
+
+SETTLE_FLUSH_S = 0.2
+
+
+class LeaseClient:
+    """A worker process's view of the shared limiter.
+
+    :meth:`acquire` waits for this worker's next evenly spaced slot; leases are fetched in
+    chunks as demand needs them and never more than ``horizon_s`` ahead. :meth:`release`
+    books what the slot cost (batched to the limiter). :meth:`on_rate_limited` drops this
+    worker's remaining slots and tells the limiter to pause everyone.
+    """
+
+    def __init__(self, limiter, *, horizon_s: float):
+        self.limiter = limiter
+        self.horizon_s = horizon_s
+        self._slots: collections.deque[float] = collections.deque()
+        self._lock = asyncio.Lock()
+        self._demand = 0
+        self._last_slot = 0.0
+        self._pending: list[Settlement] = []
+        self._flush_task: asyncio.Task | None = None
+        self._reserved_local: collections.deque[tuple[float, float]] = collections.deque()
+        self.fatal: BaseException | None = None
+
+    async def acquire(self, *, est_tokens: float, est_cost: float) -> Slot:
+        """Wait for a slot for one call of about ``est_tokens`` tokens and ``est_cost``."""
+        if self.fatal is not None:
+            raise self.fatal
+        self._demand += 1
+        try:
+            async with self._lock:
+                while not self._slots:
+                    await self._refill(est_tokens, est_cost)
+                when = self._slots.popleft()
+                est = self._reserved_local.popleft()
+        finally:
+            self._demand -= 1
+        delay = when - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        if self.fatal is not None:
+            self.release(Slot(*est), sent=False, paid=False)
+            raise self.fatal
+        return Slot(*est)
+
+    async def _refill(self, est_tokens: float, est_cost: float) -> None:
+        ahead = self._last_slot - time.monotonic() - self.horizon_s
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+        pending, self._pending = self._pending, []
+        status, payload = await self.limiter.lease(
+            max(1, self._demand), est_tokens, est_cost, pending
+        )
+        if status == "error":
+            self.fatal = payload
+            raise payload
+        now = time.monotonic()
+        for delay in payload:
+            self._slots.append(now + delay)
+            self._reserved_local.append((est_tokens, est_cost))
+        if payload:
+            self._last_slot = now + payload[-1]
+
+    def release(
+        self, slot: Slot, *, sent: bool, paid: bool, tokens: float = 0.0, cost: float = 0.0
+    ) -> None:
+        """Book the slot: ``sent`` a request on it, ``paid`` (answered) with this usage."""
+        if slot.settled:
+            return
+        slot.settled = True
+        actual_tokens = tokens if paid else (slot.est_tokens if sent else 0.0)
+        self._pending.append(
+            Settlement(slot.est_tokens, actual_tokens, slot.est_cost, cost, sent, paid)
+        )
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(SETTLE_FLUSH_S)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Send booked settlements to the limiter now."""
+        pending, self._pending = self._pending, []
+        if pending:
+            await self.limiter.settle(pending)
+
+    async def on_rate_limited(self, retry_after_s: float | None) -> None:
+        """A 429 came back: drop local slots (refunding them) and pause every worker."""
+        dropped = len(self._slots)
+        self._slots.clear()
+        while self._reserved_local:
+            tokens, cost = self._reserved_local.popleft()
+            self._pending.append(Settlement(tokens, 0.0, cost, 0.0, False, False))
+        self._last_slot = 0.0
+        if dropped:
+            logger.debug("dropped %d leased slots after a 429", dropped)
+        await self.limiter.rate_limited(retry_after_s)
+
+    async def on_hint(self, limit_requests, limit_tokens, pause_s) -> None:
+        """Forward what the server's ``x-ratelimit-*`` headers said."""
+        if pause_s:
+            self._slots.clear()
+            while self._reserved_local:
+                tokens, cost = self._reserved_local.popleft()
+                self._pending.append(Settlement(tokens, 0.0, cost, 0.0, False, False))
+            self._last_slot = 0.0
+        await self.limiter.hint(limit_requests, limit_tokens, pause_s)
+
+    async def stop_all(self, error: BaseException) -> None:
+        """A fatal error: stop this worker at once and every other at its next lease."""
+        self.fatal = error
+        await self.limiter.set_fatal(error)
