@@ -38,7 +38,8 @@ MAX_PAUSE_S = 120.0
 @dataclass(frozen=True)
 class Settlement:
     """What one leased slot finally cost. ``sent``: a request went out on it; ``paid``: it was
-    answered (billed). Token and cost figures are the reservation and the actual usage."""
+    answered (billed). Token and cost figures are the reservation and the actual usage;
+    ``rate_tokens`` is what the rate clock was charged (``None``: the reservation)."""
 
     reserved_tokens: float
     actual_tokens: float
@@ -46,6 +47,7 @@ class Settlement:
     actual_cost: float
     sent: bool
     paid: bool
+    rate_tokens: float | None = None
 
 
 @dataclass(frozen=True)
@@ -127,8 +129,13 @@ class LimiterCore:
         est_tokens: float,
         est_cost: float,
         settlements: Sequence[Settlement] = (),
+        rate_tokens: float | None = None,
     ) -> list[float]:
         """Grant up to ``n`` slots; returns their delays in seconds from now (ascending).
+
+        ``est_tokens``/``est_cost``: the budget reservation per call (an upper bound);
+        ``rate_tokens``: tokens per call charged to the TPM clock (default ``est_tokens``;
+        workers pass their running estimate of actual usage).
 
         Raises the stored fatal error, or :class:`BudgetExhaustedError` when not even one more
         call fits the budget caps.
@@ -137,7 +144,7 @@ class LimiterCore:
         if self.fatal is not None:
             raise self.fatal
         now = self.clock()
-        gap = self.interval(est_tokens, now)
+        gap = self.interval(est_tokens if rate_tokens is None else rate_tokens, now)
         n = max(1, int(n))
         if gap > 0:
             n = min(n, max(1, math.floor(self.horizon_s / gap)))
@@ -183,7 +190,6 @@ class LimiterCore:
 
     def settle(self, settlements: Sequence[Settlement]) -> None:
         """Book what leased slots finally cost and correct the clock by the token error."""
-        now = self.clock()
         for s in settlements:
             self.res_calls -= 1
             self.res_tokens -= s.reserved_tokens
@@ -193,9 +199,13 @@ class LimiterCore:
                 self.tokens += s.actual_tokens
                 self.cost += s.actual_cost
             if s.sent and self.tpm:
-                delta = s.actual_tokens - s.reserved_tokens
-                factor = self.rate_factor * (1.0 - self.margin)
-                self.tat = max(now, self.tat + delta * SECONDS_PER_MINUTE / (self.tpm * factor))
+                # Only under-estimates move the clock (later). Giving back over-estimates would
+                # place new slots among ones already granted: a burst the server would see.
+                charged = s.reserved_tokens if s.rate_tokens is None else s.rate_tokens
+                delta = s.actual_tokens - charged
+                if delta > 0:
+                    factor = self.rate_factor * (1.0 - self.margin)
+                    self.tat += delta * SECONDS_PER_MINUTE / (self.tpm * factor)
 
     def rate_limited_by_server(self, retry_after_s: float | None) -> None:
         """A 429 (rate limit): pause every worker for ``retry_after_s`` and slow down."""
@@ -270,12 +280,16 @@ class LocalLimiter:
     def from_config(cls, config) -> LocalLimiter:
         return cls(_core_from_config(config))
 
-    async def lease(self, n, est_tokens, est_cost, settlements):
+    async def lease(self, n, est_tokens, est_cost, settlements, rate_tokens=None):
         try:
             return (
                 "ok",
                 self.core.lease(
-                    n, est_tokens=est_tokens, est_cost=est_cost, settlements=settlements
+                    n,
+                    est_tokens=est_tokens,
+                    est_cost=est_cost,
+                    settlements=settlements,
+                    rate_tokens=rate_tokens,
                 ),
             )
         except EndpointError as err:
@@ -305,12 +319,16 @@ class _LimiterActorImpl:
     def __init__(self, config):
         self.core = _core_from_config(config)
 
-    def lease(self, n, est_tokens, est_cost, settlements):
+    def lease(self, n, est_tokens, est_cost, settlements, rate_tokens=None):
         try:
             return (
                 "ok",
                 self.core.lease(
-                    n, est_tokens=est_tokens, est_cost=est_cost, settlements=settlements
+                    n,
+                    est_tokens=est_tokens,
+                    est_cost=est_cost,
+                    settlements=settlements,
+                    rate_tokens=rate_tokens,
                 ),
             )
         except EndpointError as err:
@@ -350,8 +368,8 @@ class RemoteLimiter:
     def __init__(self, handle):
         self.handle = handle
 
-    async def lease(self, n, est_tokens, est_cost, settlements):
-        return await self.handle.lease.remote(n, est_tokens, est_cost, settlements)
+    async def lease(self, n, est_tokens, est_cost, settlements, rate_tokens=None):
+        return await self.handle.lease.remote(n, est_tokens, est_cost, settlements, rate_tokens)
 
     async def settle(self, settlements):
         await self.handle.settle.remote(settlements)
@@ -375,10 +393,15 @@ class Slot:
 
     est_tokens: float
     est_cost: float
+    rate_tokens: float
     settled: bool = False
 
 
 SETTLE_FLUSH_S = 0.2
+USAGE_EWMA_WEIGHT = 0.2
+"""Weight of the newest call in the running actual/estimated token ratio."""
+USAGE_SAFETY = 1.05
+"""Factor on that ratio when charging the TPM clock (under-estimates push slots later)."""
 
 
 class LeaseClient:
@@ -399,37 +422,48 @@ class LeaseClient:
         self._last_slot = 0.0
         self._pending: list[Settlement] = []
         self._flush_task: asyncio.Task | None = None
-        self._reserved_local: collections.deque[tuple[float, float]] = collections.deque()
+        self._reserved_local: collections.deque[tuple[float, float, float]] = collections.deque()
         self.fatal: BaseException | None = None
+        self._usage_ratio = 1.0
+        self._epoch = 0
+
+    def _rate_tokens(self, est_tokens: float) -> float:
+        return est_tokens * min(1.0, self._usage_ratio * USAGE_SAFETY)
 
     async def acquire(self, *, est_tokens: float, est_cost: float) -> Slot:
         """Wait for a slot for one call of about ``est_tokens`` tokens and ``est_cost``."""
         if self.fatal is not None:
             raise self.fatal
-        self._demand += 1
-        try:
-            async with self._lock:
-                while not self._slots:
-                    await self._refill(est_tokens, est_cost)
-                when = self._slots.popleft()
-                est = self._reserved_local.popleft()
-        finally:
-            self._demand -= 1
-        delay = when - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        if self.fatal is not None:
-            self.release(Slot(*est), sent=False, paid=False)
-            raise self.fatal
-        return Slot(*est)
+        while True:
+            self._demand += 1
+            try:
+                async with self._lock:
+                    while not self._slots:
+                        await self._refill(est_tokens, est_cost)
+                    when = self._slots.popleft()
+                    slot = Slot(*self._reserved_local.popleft())
+                    epoch = self._epoch
+            finally:
+                self._demand -= 1
+            delay = when - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self.fatal is not None:
+                self.release(slot, sent=False, paid=False)
+                raise self.fatal
+            if epoch == self._epoch:
+                return slot
+            # a 429 or a pause arrived while waiting: this slot is void, take a new one
+            self.release(slot, sent=False, paid=False)
 
     async def _refill(self, est_tokens: float, est_cost: float) -> None:
         ahead = self._last_slot - time.monotonic() - self.horizon_s
         if ahead > 0:
             await asyncio.sleep(ahead)
         pending, self._pending = self._pending, []
+        rate_tokens = self._rate_tokens(est_tokens)
         status, payload = await self.limiter.lease(
-            max(1, self._demand), est_tokens, est_cost, pending
+            max(1, self._demand), est_tokens, est_cost, pending, rate_tokens
         )
         if status == "error":
             self.fatal = payload
@@ -437,7 +471,7 @@ class LeaseClient:
         now = time.monotonic()
         for delay in payload:
             self._slots.append(now + delay)
-            self._reserved_local.append((est_tokens, est_cost))
+            self._reserved_local.append((est_tokens, est_cost, rate_tokens))
         if payload:
             self._last_slot = now + payload[-1]
 
@@ -448,9 +482,14 @@ class LeaseClient:
         if slot.settled:
             return
         slot.settled = True
-        actual_tokens = tokens if paid else (slot.est_tokens if sent else 0.0)
+        actual_tokens = tokens if paid else (slot.rate_tokens if sent else 0.0)
+        if paid and slot.est_tokens > 0:
+            sample = tokens / slot.est_tokens
+            self._usage_ratio += USAGE_EWMA_WEIGHT * (sample - self._usage_ratio)
         self._pending.append(
-            Settlement(slot.est_tokens, actual_tokens, slot.est_cost, cost, sent, paid)
+            Settlement(
+                slot.est_tokens, actual_tokens, slot.est_cost, cost, sent, paid, slot.rate_tokens
+            )
         )
         if self._flush_task is None or self._flush_task.done():
             self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
@@ -465,14 +504,20 @@ class LeaseClient:
         if pending:
             await self.limiter.settle(pending)
 
-    async def on_rate_limited(self, retry_after_s: float | None) -> None:
-        """A 429 came back: drop local slots (refunding them) and pause every worker."""
+    def _drop_slots(self) -> int:
+        """Forget this worker's unused slots, refunding their reservations."""
         dropped = len(self._slots)
+        self._epoch += 1
         self._slots.clear()
         while self._reserved_local:
-            tokens, cost = self._reserved_local.popleft()
+            tokens, cost, _ = self._reserved_local.popleft()
             self._pending.append(Settlement(tokens, 0.0, cost, 0.0, False, False))
         self._last_slot = 0.0
+        return dropped
+
+    async def on_rate_limited(self, retry_after_s: float | None) -> None:
+        """A 429 came back: drop local slots (refunding them) and pause every worker."""
+        dropped = self._drop_slots()
         if dropped:
             logger.debug("dropped %d leased slots after a 429", dropped)
         await self.limiter.rate_limited(retry_after_s)
@@ -480,11 +525,7 @@ class LeaseClient:
     async def on_hint(self, limit_requests, limit_tokens, pause_s) -> None:
         """Forward what the server's ``x-ratelimit-*`` headers said."""
         if pause_s:
-            self._slots.clear()
-            while self._reserved_local:
-                tokens, cost = self._reserved_local.popleft()
-                self._pending.append(Settlement(tokens, 0.0, cost, 0.0, False, False))
-            self._last_slot = 0.0
+            self._drop_slots()
         await self.limiter.hint(limit_requests, limit_tokens, pause_s)
 
     async def stop_all(self, error: BaseException) -> None:

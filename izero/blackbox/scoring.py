@@ -118,12 +118,18 @@ async def score_instruction(
         for ex in examples
     ]
     try:
-        outcomes = await asyncio.gather(*tasks)
+        # let calls already on their way finish (and be cached) even when another one stops
+        # the run: what is paid for is never thrown away
+        results = await asyncio.gather(*tasks, return_exceptions=True)
     except BaseException:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+    for item in results:
+        if isinstance(item, BaseException):
+            raise item
+    outcomes = list(results)
     return summarise(
         instruction,
         examples,

@@ -134,6 +134,7 @@ class SimulatedOptions:
     insufficient_quota: bool = False
     p_floor: float = 0.15
     p_ceiling: float = 0.95
+    max_context_tokens: int | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.fault_rates, Mapping):
@@ -397,6 +398,15 @@ class _App:
                 f"The model `{body.get('model')}` does not exist.",
                 "invalid_request_error",
                 "model_not_found",
+            )
+        if opts.max_context_tokens is not None and prompt + max_tokens > opts.max_context_tokens:
+            record.status = 400
+            return self._error(
+                400,
+                f"This model's maximum context length is {opts.max_context_tokens} tokens. "
+                f"However, you requested {prompt + max_tokens} tokens.",
+                "invalid_request_error",
+                "context_length_exceeded",
             )
         text = self._answer(messages)
         completion = min(count_tokens(text), max_tokens)
