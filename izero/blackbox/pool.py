@@ -125,6 +125,10 @@ class _ScoringWorker:
             "cpu_s": usage.ru_utime + usage.ru_stime,
         }
 
+    async def flush(self) -> None:
+        if self._scorer is not None:
+            await self._scorer.lease.flush()
+
     async def close(self) -> None:
         if self._scorer is not None:
             await self._scorer.close()
@@ -184,6 +188,7 @@ class ScoringPool:
         self._cache_hits = 0
         self._instructions = 0
         self._closed = False
+        self._final_usage: LimiterUsage | None = None
 
     async def score(
         self,
@@ -233,7 +238,11 @@ class ScoringPool:
         """Totals so far across every worker (from the shared limiter)."""
         import ray
 
-        totals: LimiterUsage = ray.get(self.limiter.usage.remote())
+        if self._final_usage is not None:
+            totals = self._final_usage
+        else:
+            ray.get([w.flush.remote() for w in self.workers])
+            totals: LimiterUsage = ray.get(self.limiter.usage.remote())
         return PoolUsage(
             calls=totals.calls,
             tokens=totals.tokens,
@@ -260,6 +269,10 @@ class ScoringPool:
             ray.get([w.close.remote() for w in self.workers], timeout=30)
         except Exception:
             logger.warning("scoring workers of %s did not close cleanly", self.config.endpoint)
+        try:
+            self._final_usage = ray.get(self.limiter.usage.remote(), timeout=30)
+        except Exception:
+            logger.warning("usage totals of %s could not be read", self.config.endpoint)
         for actor in [*self.workers, self.limiter]:
             ray.kill(actor)
 
