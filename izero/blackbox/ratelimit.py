@@ -27,10 +27,10 @@ from izero.blackbox.errors import BudgetExhaustedError, EndpointError
 logger = logging.getLogger(__name__)
 
 SECONDS_PER_MINUTE = 60.0
-SLOWDOWN_ON_429 = 0.9
+SLOWDOWN_ON_429 = 0.95
 """Rate multiplier applied on each 429 that was not caused by a pause already in effect."""
 MIN_RATE_FACTOR = 0.25
-RAMP_UP_PER_S = 0.02
+RAMP_UP_PER_S = 0.05
 """Share of the limit the rate factor recovers per second after a slowdown."""
 MAX_PAUSE_S = 120.0
 
