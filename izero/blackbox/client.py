@@ -198,7 +198,7 @@ class ChatClient:
     async def close(self) -> None:
         """Flush limiter bookings and close the HTTP session if this client made it."""
         try:
-            await self.lease.flush()
+            await self.lease.close()
         finally:
             if self._session is not None and self._own_session:
                 await self._session.close()

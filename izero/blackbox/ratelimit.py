@@ -504,6 +504,13 @@ class LeaseClient:
         if pending:
             await self.limiter.settle(pending)
 
+    async def close(self) -> None:
+        """Refund unused slots and send every booking (call before the event loop ends)."""
+        self._drop_slots()
+        if self._flush_task is not None and not self._flush_task.done():
+            self._flush_task.cancel()
+        await self.flush()
+
     def _drop_slots(self) -> int:
         """Forget this worker's unused slots, refunding their reservations."""
         dropped = len(self._slots)
