@@ -146,7 +146,7 @@ def main() -> None:
     parser.add_argument(
         "--seconds-60",
         type=float,
-        default=25.0,
+        default=20.0,
         help="target measured seconds for limits <= 60 RPM",
     )
     parser.add_argument("--min-requests", type=int, default=20)

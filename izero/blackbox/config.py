@@ -20,8 +20,8 @@ DEFAULT_MAX_RETRIES = 8
 """Retries of one call after its first attempt (transient failures and 429s)."""
 DEFAULT_CONCURRENCY = 64
 """Calls one worker process keeps in flight at most."""
-DEFAULT_RATE_MARGIN = 0.015
-"""Share of the RPM/TPM limit kept free to absorb network jitter (1.5%)."""
+DEFAULT_RATE_MARGIN = 0.02
+"""Share of the RPM/TPM limit kept free to absorb jitter (2%: 20 ms on a 1-second window)."""
 DEFAULT_LEASE_HORIZON_S = 0.5
 """Seconds of request capacity a worker leases from the shared limiter at once."""
 DEFAULT_BACKOFF_BASE_S = 0.25

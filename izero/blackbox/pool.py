@@ -122,6 +122,7 @@ class _ScoringWorker:
             "rate_limited": stats.rate_limited,
             "failed": stats.failed,
             "by_status": dict(stats.by_status),
+            "expired_slots": self._get().lease.expired_slots,
             "cpu_s": usage.ru_utime + usage.ru_stime,
         }
 

@@ -33,6 +33,8 @@ MIN_RATE_FACTOR = 0.25
 RAMP_UP_PER_S = 0.05
 """Share of the limit the rate factor recovers per second after a slowdown."""
 MAX_PAUSE_S = 120.0
+DEFAULT_PAUSE_S = 1.0
+"""Pause after a 429 that says nothing about when to retry."""
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,7 @@ class LimiterCore:
         """A 429 (rate limit): pause every worker for ``retry_after_s`` and slow down."""
         now = self.clock()
         self.rate_limited += 1
-        pause = min(MAX_PAUSE_S, retry_after_s if retry_after_s is not None else 1.0)
+        pause = min(MAX_PAUSE_S, DEFAULT_PAUSE_S if retry_after_s is None else retry_after_s)
         if now >= self.paused_until:  # count one slowdown per pause, not one per worker
             self.rate_factor = max(MIN_RATE_FACTOR, self._factor(now) * SLOWDOWN_ON_429)
         self.paused_until = max(self.paused_until, now + pause)
@@ -398,6 +400,12 @@ class Slot:
 
 
 SETTLE_FLUSH_S = 0.2
+DEFAULT_LATE_TOLERANCE_S = 0.005
+"""A slot reached later than this (seconds) is void: a late send bunches with the next ones
+(e.g. after the event loop stalled). 20 ms is the 2% margin of a 1-second server window."""
+MAX_EXPIRED_SLOTS = 3
+"""After this many void slots in a row a call goes on the next one regardless (no livelock
+under a persistently lagging loop; the server's 429 then slows everybody down)."""
 USAGE_EWMA_WEIGHT = 0.2
 """Weight of the newest call in the running actual/estimated token ratio."""
 USAGE_SAFETY = 1.05
@@ -413,9 +421,13 @@ class LeaseClient:
     worker's remaining slots and tells the limiter to pause everyone.
     """
 
-    def __init__(self, limiter, *, horizon_s: float):
+    def __init__(
+        self, limiter, *, horizon_s: float, late_tolerance_s: float = DEFAULT_LATE_TOLERANCE_S
+    ):
         self.limiter = limiter
         self.horizon_s = horizon_s
+        self.late_tolerance_s = late_tolerance_s
+        self.expired_slots = 0
         self._slots: collections.deque[float] = collections.deque()
         self._lock = asyncio.Lock()
         self._demand = 0
@@ -425,7 +437,7 @@ class LeaseClient:
         self._reserved_local: collections.deque[tuple[float, float, float]] = collections.deque()
         self.fatal: BaseException | None = None
         self._usage_ratio = 1.0
-        self._epoch = 0
+        self._paused_until = 0.0  # monotonic; slots before it are void
 
     def _rate_tokens(self, est_tokens: float) -> float:
         return est_tokens * min(1.0, self._usage_ratio * USAGE_SAFETY)
@@ -434,6 +446,7 @@ class LeaseClient:
         """Wait for a slot for one call of about ``est_tokens`` tokens and ``est_cost``."""
         if self.fatal is not None:
             raise self.fatal
+        expired = 0
         while True:
             self._demand += 1
             try:
@@ -442,7 +455,6 @@ class LeaseClient:
                         await self._refill(est_tokens, est_cost)
                     when = self._slots.popleft()
                     slot = Slot(*self._reserved_local.popleft())
-                    epoch = self._epoch
             finally:
                 self._demand -= 1
             delay = when - time.monotonic()
@@ -451,10 +463,19 @@ class LeaseClient:
             if self.fatal is not None:
                 self.release(slot, sent=False, paid=False)
                 raise self.fatal
-            if epoch == self._epoch:
-                return slot
-            # a 429 or a pause arrived while waiting: this slot is void, take a new one
-            self.release(slot, sent=False, paid=False)
+            if when < self._paused_until:
+                # a 429 or a pause covering this slot arrived while waiting: take a new one
+                self.release(slot, sent=False, paid=False)
+                continue
+            late = time.monotonic() - when
+            if late > self.late_tolerance_s and expired < MAX_EXPIRED_SLOTS:
+                # the loop woke too late: sending now would bunch with the next slots and
+                # break a short server window; this slot's capacity is gone, take a new one
+                expired += 1
+                self.expired_slots += 1
+                self.release(slot, sent=False, paid=False)
+                continue
+            return slot
 
     async def _refill(self, est_tokens: float, est_cost: float) -> None:
         ahead = self._last_slot - time.monotonic() - self.horizon_s
@@ -506,33 +527,38 @@ class LeaseClient:
 
     async def close(self) -> None:
         """Refund unused slots and send every booking (call before the event loop ends)."""
-        self._drop_slots()
+        self._drop_slots(MAX_PAUSE_S)
         if self._flush_task is not None and not self._flush_task.done():
             self._flush_task.cancel()
         await self.flush()
 
-    def _drop_slots(self) -> int:
-        """Forget this worker's unused slots, refunding their reservations."""
-        dropped = len(self._slots)
-        self._epoch += 1
-        self._slots.clear()
-        while self._reserved_local:
+    def _drop_slots(self, pause_s: float) -> int:
+        """Void this worker's slots that fall inside a pause of ``pause_s`` seconds from now
+        (refunding their reservations); later slots stay valid."""
+        until = time.monotonic() + min(MAX_PAUSE_S, pause_s)
+        self._paused_until = max(self._paused_until, until)
+        dropped = 0
+        while self._slots and self._slots[0] < self._paused_until:
+            self._slots.popleft()
             tokens, cost, _ = self._reserved_local.popleft()
             self._pending.append(Settlement(tokens, 0.0, cost, 0.0, False, False))
-        self._last_slot = 0.0
+            dropped += 1
+        if not self._slots:
+            self._last_slot = 0.0
         return dropped
 
     async def on_rate_limited(self, retry_after_s: float | None) -> None:
-        """A 429 came back: drop local slots (refunding them) and pause every worker."""
-        dropped = self._drop_slots()
+        """A 429 came back: void local slots inside the pause and pause every worker."""
+        pause = DEFAULT_PAUSE_S if retry_after_s is None else retry_after_s
+        dropped = self._drop_slots(pause)
         if dropped:
-            logger.debug("dropped %d leased slots after a 429", dropped)
-        await self.limiter.rate_limited(retry_after_s)
+            logger.debug("voided %d leased slots inside a %.3fs pause after a 429", dropped, pause)
+        await self.limiter.rate_limited(pause)
 
     async def on_hint(self, limit_requests, limit_tokens, pause_s) -> None:
         """Forward what the server's ``x-ratelimit-*`` headers said."""
         if pause_s:
-            self._drop_slots()
+            self._drop_slots(pause_s)
         await self.limiter.hint(limit_requests, limit_tokens, pause_s)
 
     async def stop_all(self, error: BaseException) -> None:
