@@ -90,6 +90,9 @@ def run_case(args, rpm: float, workers: int, task: Task, run_index: int) -> dict
     answered = sum(r.n_answered for r in results)
     lost = expected - answered
     cpu = sum(a["cpu_s"] - b["cpu_s"] for a, b in zip(after, before, strict=True))
+    expired = sum(
+        a["expired_slots"] - b["expired_slots"] for a, b in zip(after, before, strict=True)
+    )
     if stats is not None:  # measured at the server
         times = stats["times"]
         ok_times = sorted(stats["ok_times"])
@@ -123,6 +126,7 @@ def run_case(args, rpm: float, workers: int, task: Task, run_index: int) -> dict
         "limit_window": per_window,
         "cpu_ms_per_req": 1000.0 * cpu / max(1, n_all),
         "wall_s": wall,
+        "expired": expired,
     }
 
 
@@ -203,7 +207,7 @@ def main() -> None:
             f"{r['rpm']:>7.0f} {r['workers']:>4d} {r['requests']:>6d} {r['span_s']:>6.1f}s "
             f"{r['ok_per_min']:>9.1f} {r['share_of_limit']:>6.3f} {r['share_429']:>6.2%} "
             f"{r['max_1s']:>7d} {r['max_window']:>4d}/{r['limit_window']:<3d} {r['lost']:>4d} "
-            f"{r['cpu_ms_per_req']:>10.2f}"
+            f"{r['cpu_ms_per_req']:>10.2f} {r['expired']:>5d}"
         )
     worst = min(rows, key=lambda r: r["share_of_limit"])
     summary = {

@@ -27,8 +27,12 @@ from izero.blackbox.errors import BudgetExhaustedError, EndpointError
 logger = logging.getLogger(__name__)
 
 SECONDS_PER_MINUTE = 60.0
-SLOWDOWN_ON_429 = 0.95
-"""Rate multiplier applied on each 429 that was not caused by a pause already in effect."""
+SLOWDOWN_ON_429 = 0.98
+"""Rate multiplier on an isolated 429 (jitter at a short server window, most likely)."""
+SLOWDOWN_ON_REPEATED_429 = 0.85
+"""Rate multiplier on a 429 within ``REPEATED_429_S`` of the previous pause: the limit is
+lower than configured (and the server sends no ``x-ratelimit-limit-*`` to say so)."""
+REPEATED_429_S = 5.0
 MIN_RATE_FACTOR = 0.25
 RAMP_UP_PER_S = 0.05
 """Share of the limit the rate factor recovers per second after a slowdown."""
@@ -98,6 +102,7 @@ class LimiterCore:
         self.rate_factor = 1.0
         self._factor_at = clock()
         self.fatal: BaseException | None = None
+        self._last_429_at = -float("inf")
         # budget: committed (settled) plus outstanding reservations
         self.calls = 0
         self.tokens = 0.0
@@ -215,7 +220,10 @@ class LimiterCore:
         self.rate_limited += 1
         pause = min(MAX_PAUSE_S, DEFAULT_PAUSE_S if retry_after_s is None else retry_after_s)
         if now >= self.paused_until:  # count one slowdown per pause, not one per worker
-            self.rate_factor = max(MIN_RATE_FACTOR, self._factor(now) * SLOWDOWN_ON_429)
+            repeated = now - self._last_429_at < REPEATED_429_S
+            cut = SLOWDOWN_ON_REPEATED_429 if repeated else SLOWDOWN_ON_429
+            self.rate_factor = max(MIN_RATE_FACTOR, self._factor(now) * cut)
+            self._last_429_at = now
         self.paused_until = max(self.paused_until, now + pause)
         self.tat = max(self.tat, self.paused_until)
 
@@ -403,7 +411,7 @@ SETTLE_FLUSH_S = 0.2
 DEFAULT_LATE_TOLERANCE_S = 0.005
 """A slot reached later than this (seconds) is void: a late send bunches with the next ones
 (e.g. after the event loop stalled). 20 ms is the 2% margin of a 1-second server window."""
-MAX_EXPIRED_SLOTS = 3
+MAX_EXPIRED_SLOTS = 8
 """After this many void slots in a row a call goes on the next one regardless (no livelock
 under a persistently lagging loop; the server's 429 then slows everybody down)."""
 USAGE_EWMA_WEIGHT = 0.2

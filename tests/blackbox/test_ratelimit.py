@@ -112,3 +112,18 @@ def test_fatal_error_stops_later_leases():
     core.set_fatal(err)
     with pytest.raises(BudgetExhaustedError):
         core.lease(1, est_tokens=1, est_cost=0)
+
+
+def test_repeated_429s_cut_the_rate_harder_than_a_lone_one():
+    clock = FakeClock()
+    core = LimiterCore(rpm=600, tpm=None, margin=0.0, horizon_s=0.5, clock=clock)
+    core.rate_limited_by_server(0.1)
+    lone = core.rate_factor
+    clock.now += 0.2  # the pause is over; another 429 soon after
+    core.rate_limited_by_server(0.1)
+    assert lone == pytest.approx(0.98)
+    assert core.rate_factor < lone * 0.9
+    # 429s from several workers inside one pause count once
+    before = core.rate_factor
+    core.rate_limited_by_server(0.1)
+    assert core.rate_factor == before
