@@ -1,0 +1,226 @@
+"""Scoring throughput at an enforced rate limit: share of the limit used, 429s, lost results.
+
+Against the simulated server (started in a subprocess, enforcing ``rpm`` over a sliding
+``--window`` seconds, 1 s by default: a per-minute limit held per second, the strict case),
+or with ``--base-url/--model/--rpm`` against any OpenAI-compatible server that enforces its own
+limit (key from ``OPENAI_API_KEY``). For each limit and 1, 2 and 4 worker processes it scores
+enough instructions to keep the pool busy for about ``--seconds`` seconds (at least
+``--min-requests`` requests) and reports, over the span from the first to the last successful
+request: successful requests per minute as a share of the limit, the share of requests
+answered 429, the busiest 1-second window against the per-second limit, lost results (must be
+0) and client CPU per request. The last line is one JSON object with the worst case.
+
+    PYTHONPATH=. python benchmarks/scoring_throughput.py
+    PYTHONPATH=. python benchmarks/scoring_throughput.py --base-url http://host:8000/v1 \\
+        --model my-model --rpm 600
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import math
+import os
+import shutil
+import tempfile
+import time
+
+from izero.blackbox.config import EndpointConfig
+from izero.blackbox.pool import ScoringPool
+from izero.blackbox.simulated import SimulatedOptions, SimulatedServer, max_in_window
+from izero.tasks.types import Example, Task
+
+EXAMPLES_PER_INSTRUCTION = 20
+DEFAULT_RPMS = "60,600,3000,10000"
+DEFAULT_WORKERS = "1,2,4"
+SIM_MODEL = "izero-sim"
+
+
+def sum_task(n: int = 400) -> Task:
+    examples = tuple(Example(f"{a} {b}", (str(a + b),)) for a in range(n // 20) for b in range(20))
+    return Task("sum", "exact_match", examples, (), ("Add the two numbers.",), "builtin")
+
+
+def exact(prediction, answers, metric):
+    return float(prediction.strip() in answers)
+
+
+def run_case(args, rpm: float, workers: int, task: Task, run_index: int) -> dict:
+    seconds = args.seconds_60 if rpm <= 60 else args.seconds
+    n_requests = max(args.min_requests, math.ceil(rpm / 60.0 * seconds))
+    n_instr = math.ceil(n_requests / EXAMPLES_PER_INSTRUCTION)
+    examples = task.induce[:EXAMPLES_PER_INSTRUCTION]
+    instructions = [f"Add the two numbers (variant {run_index}-{i})" for i in range(n_instr)]
+    server = None
+    if args.base_url:
+        base_url, model = args.base_url, args.model
+    else:
+        options = SimulatedOptions(
+            model=SIM_MODEL,
+            rpm=rpm,
+            window_s=args.window,
+            latency_s=args.latency,
+            latency_jitter_s=args.latency * 0.5,
+            seed=run_index,
+        )
+        server = SimulatedServer([task], options=options, in_subprocess=True)
+        base_url, model = server.start(), SIM_MODEL
+    config = EndpointConfig(
+        base_url=base_url,
+        model=model,
+        rpm=rpm,
+        api_key_env="OPENAI_API_KEY",
+        concurrency=args.concurrency,
+        max_tokens=16,
+    )
+    pool = ScoringPool(config, num_workers=workers, scorer=exact, seed=run_index)
+    try:
+        before = pool.worker_stats()  # also starts the workers before the clock runs
+        t0 = time.time()
+        results = asyncio.run(pool.score_many(instructions, examples, "exact_match"))
+        wall = time.time() - t0
+        after = pool.worker_stats()
+    finally:
+        pool.close()
+        stats = server.stats() if server is not None else None
+        if server is not None:
+            server.stop()
+    expected = n_instr * len(examples)
+    answered = sum(r.n_answered for r in results)
+    lost = expected - answered
+    cpu = sum(a["cpu_s"] - b["cpu_s"] for a, b in zip(after, before, strict=True))
+    expired = sum(
+        a["expired_slots"] - b["expired_slots"] for a, b in zip(after, before, strict=True)
+    )
+    if stats is not None:  # measured at the server
+        times = stats["times"]
+        ok_times = sorted(stats["ok_times"])
+        n_all = stats["n_requests"]
+        n_429 = stats["by_status"].get("429", 0)
+    else:  # measured at the client, from the call records
+        times, ok_times, n_429 = [], [], 0
+        for r in results:
+            for rec in r.call_records:
+                times.extend(rec.attempt_times)
+                for t, s in zip(rec.attempt_times, rec.attempt_statuses, strict=True):
+                    ok_times.append(t) if s == "200" else None
+                    n_429 += s == "429"
+        ok_times.sort()
+        n_all = len(times)
+    span = ok_times[-1] - ok_times[0] if len(ok_times) > 1 else float("nan")
+    per_min = (len(ok_times) - 1) / span * 60.0 if span and span > 0 else float("nan")
+    per_window = max(1, math.floor(rpm * args.window / 60.0))
+    return {
+        "rpm": rpm,
+        "workers": workers,
+        "requests": n_all,
+        "ok": len(ok_times),
+        "span_s": span,
+        "ok_per_min": per_min,
+        "share_of_limit": per_min / rpm,
+        "share_429": n_429 / max(1, n_all),
+        "lost": lost,
+        "max_1s": max_in_window(times, 1.0) if times else 0,
+        "max_window": max_in_window(times, args.window) if times else 0,
+        "limit_window": per_window,
+        "cpu_ms_per_req": 1000.0 * cpu / max(1, n_all),
+        "wall_s": wall,
+        "expired": expired,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--base-url", default=None)
+    parser.add_argument("--model", default=SIM_MODEL)
+    parser.add_argument("--rpm", type=float, default=None, help="the external server's limit")
+    parser.add_argument("--rpms", default=DEFAULT_RPMS)
+    parser.add_argument("--workers", default=DEFAULT_WORKERS)
+    parser.add_argument("--latency", type=float, default=0.2, help="simulated latency (s)")
+    parser.add_argument(
+        "--window",
+        type=float,
+        default=1.0,
+        help="simulated enforcement window (s); the limit is rpm*window/60",
+    )
+    parser.add_argument(
+        "--seconds", type=float, default=10.0, help="target measured seconds per case"
+    )
+    parser.add_argument(
+        "--seconds-60",
+        type=float,
+        default=20.0,
+        help="target measured seconds for limits <= 60 RPM",
+    )
+    parser.add_argument("--min-requests", type=int, default=20)
+    parser.add_argument("--concurrency", type=int, default=128)
+    args = parser.parse_args()
+    if args.base_url and not args.rpm:
+        parser.error("--base-url needs --rpm (the limit the server enforces)")
+    rpms = [args.rpm] if args.base_url else [float(x) for x in args.rpms.split(",")]
+    worker_counts = [int(x) for x in args.workers.split(",")]
+
+    import ray
+
+    temp_dir = tempfile.mkdtemp(prefix="izb", dir="/tmp")
+    ray.init(
+        num_cpus=max(worker_counts) + 1,
+        include_dashboard=False,
+        log_to_driver=False,
+        _temp_dir=temp_dir,
+        runtime_env={
+            "env_vars": {
+                "PYTHONPATH": os.environ.get("PYTHONPATH", os.getcwd()),
+                "OMP_NUM_THREADS": "1",
+            }
+        },
+    )
+    task = sum_task()
+    rows = []
+    try:
+        for rpm in rpms:
+            for workers in worker_counts:
+                row = run_case(args, rpm, workers, task, len(rows))
+                rows.append(row)
+                print(
+                    f"  rpm={rpm:.0f} workers={workers}: share={row['share_of_limit']:.3f} "
+                    f"429={row['share_429']:.3%} lost={row['lost']}",
+                    flush=True,
+                )
+    finally:
+        ray.shutdown()
+        shutil.rmtree(temp_dir, ignore_errors=True)
+    where = "client" if args.base_url else f"server, limit enforced per {args.window:g} s"
+    print(
+        f"\nScoring throughput ({where}; latency {args.latency:g} s; share measured over the "
+        "span from first to last successful request, column 'span')"
+    )
+    header = (
+        f"{'RPM':>7} {'proc':>4} {'reqs':>6} {'span':>7} {'ok/min':>9} {'share':>6} "
+        f"{'429':>6} {'max/1s':>7} {'max/win':>8} {'lost':>4} {'cpu ms/req':>10}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r['rpm']:>7.0f} {r['workers']:>4d} {r['requests']:>6d} {r['span_s']:>6.1f}s "
+            f"{r['ok_per_min']:>9.1f} {r['share_of_limit']:>6.3f} {r['share_429']:>6.2%} "
+            f"{r['max_1s']:>7d} {r['max_window']:>4d}/{r['limit_window']:<3d} {r['lost']:>4d} "
+            f"{r['cpu_ms_per_req']:>10.2f} {r['expired']:>5d}"
+        )
+    worst = min(rows, key=lambda r: r["share_of_limit"])
+    summary = {
+        "share_of_limit": round(min(r["share_of_limit"] for r in rows), 4),
+        "share_429": round(max(r["share_429"] for r in rows), 4),
+        "lost": max(r["lost"] for r in rows),
+        "cpu_ms_per_request": round(max(r["cpu_ms_per_req"] for r in rows), 3),
+        "worst_case": {"rpm": worst["rpm"], "workers": worst["workers"]},
+        "window_s": None if args.base_url else args.window,
+        "cases": len(rows),
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Errors that stop a scoring run. Messages name the endpoint and the fix, never the key."""
+
+from __future__ import annotations
+
+from izero.errors import BlackBoxError
+
+
+class EndpointError(BlackBoxError):
+    """The endpoint answered in a way that retrying cannot fix.
+
+    ``status`` is the HTTP status (``None`` when there was none), ``endpoint`` is
+    ``"<base_url> (model <model>)"``.
+    """
+
+    def __init__(self, message: str, *, endpoint: str, status: int | None = None, fix: str = ""):
+        self.endpoint = endpoint
+        self.status = status
+        self.fix = fix
+        text = f"{message} [endpoint {endpoint}"
+        text += f", HTTP {status}]" if status is not None else "]"
+        if fix:
+            text += f". Fix: {fix}"
+        super().__init__(text)
+
+    def __reduce__(self):  # keep pickling (Ray) working with keyword-only arguments
+        return (_rebuild, (type(self), self.args[0], self.endpoint, self.status, self.fix))
+
+
+def _rebuild(cls, text, endpoint, status, fix):
+    err = cls.__new__(cls)
+    BlackBoxError.__init__(err, text)
+    err.endpoint, err.status, err.fix = endpoint, status, fix
+    return err
+
+
+class AuthenticationError(EndpointError):
+    """401: the API key is missing or wrong."""
+
+
+class PermissionDeniedError(EndpointError):
+    """403: the key may not use this model or endpoint."""
+
+
+class NotFoundError(EndpointError):
+    """404: wrong base URL or unknown model."""
+
+
+class ContextLengthError(EndpointError):
+    """400: the prompt is longer than the model's context."""
+
+
+class BadRequestError(EndpointError):
+    """Another 4xx the server will answer the same way every time."""
+
+
+class InsufficientQuotaError(EndpointError):
+    """429 with code ``insufficient_quota``: the account is out of credit, not rate limited."""
+
+
+class BudgetExhaustedError(EndpointError):
+    """The next paid call would exceed a configured budget cap (calls, tokens or money)."""

@@ -1,0 +1,284 @@
+"""The scoring pool: worker processes on Ray sharing one rate limit, budget and cache.
+
+``ScoringPool`` starts one limiter actor per endpoint and ``num_workers`` async worker actors
+(each its own process, each with many calls in flight). ``await pool.score(...)`` sends one
+instruction to the least busy worker; many instructions can be in flight at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import resource
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from izero.blackbox.cache import ResponseCache
+from izero.blackbox.client import ChatClient, ClientStats
+from izero.blackbox.config import EndpointConfig
+from izero.blackbox.ratelimit import (
+    LeaseClient,
+    LimiterUsage,
+    LocalLimiter,
+    RemoteLimiter,
+    create_limiter_actor,
+)
+from izero.blackbox.scoring import Scorer, ScoreResult, score_instruction
+from izero.errors import BlackBoxError
+from izero.tasks.types import Example
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NUM_WORKERS = 2
+"""Worker processes of a pool; each keeps up to ``config.concurrency`` calls in flight."""
+WORKER_MAX_CONCURRENCY = 1000
+"""Concurrent method calls one async worker actor accepts (instructions in flight)."""
+
+
+class EndpointScorer:
+    """Scores instructions against one endpoint inside the current process and event loop.
+
+    ``limiter``: a :class:`LocalLimiter`/:class:`RemoteLimiter` (``None`` = a private
+    :class:`LocalLimiter`, enough when only this process calls the endpoint); ``cache_dir``:
+    where the response cache lives (``None`` = no cache); ``scorer``: ``None`` =
+    ``izero.tasks.metrics.score_answer``.
+    """
+
+    def __init__(
+        self,
+        config: EndpointConfig,
+        *,
+        limiter=None,
+        cache_dir: str | Path | None = None,
+        scorer: Scorer | None = None,
+        seed: int | None = None,
+    ):
+        self.config = config.resolved()
+        self.limiter = limiter or LocalLimiter.from_config(self.config)
+        self.cache = ResponseCache(cache_dir) if cache_dir is not None else None
+        self.scorer = scorer
+        self.lease = LeaseClient(self.limiter, horizon_s=self.config.lease_horizon_s)
+        self.client = ChatClient(
+            self.config, lease=self.lease, cache=self.cache, rng=random.Random(seed)
+        )
+
+    async def score(
+        self,
+        instruction: str,
+        examples: Sequence[Example],
+        metric: str,
+        *,
+        tag: Mapping[str, Any] | None = None,
+    ) -> ScoreResult:
+        return await score_instruction(
+            self.client, instruction, examples, metric, scorer=self.scorer, tag=tag
+        )
+
+    @property
+    def stats(self) -> ClientStats:
+        return self.client.stats
+
+    async def close(self) -> None:
+        await self.client.close()
+        if self.cache is not None:
+            self.cache.close()
+
+
+class _ScoringWorker:
+    """Ray async actor body: one worker process with its own HTTP session."""
+
+    def __init__(self, config, limiter_handle, cache_dir, scorer, seed):
+        self._args = (config, limiter_handle, cache_dir, scorer, seed)
+        self._scorer: EndpointScorer | None = None
+
+    def _get(self) -> EndpointScorer:
+        if self._scorer is None:
+            config, handle, cache_dir, scorer, seed = self._args
+            self._scorer = EndpointScorer(
+                config,
+                limiter=RemoteLimiter(handle),
+                cache_dir=cache_dir,
+                scorer=scorer,
+                seed=seed,
+            )
+        return self._scorer
+
+    async def score(self, instruction, examples, metric, tag):
+        try:
+            return ("ok", await self._get().score(instruction, examples, metric, tag=tag))
+        except BlackBoxError as err:
+            return ("error", err)
+
+    async def stats(self) -> dict:
+        stats = self._get().stats
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return {
+            "calls": stats.calls,
+            "cache_hits": stats.cache_hits,
+            "attempts": stats.attempts,
+            "rate_limited": stats.rate_limited,
+            "failed": stats.failed,
+            "by_status": dict(stats.by_status),
+            "expired_slots": self._get().lease.expired_slots,
+            "cpu_s": usage.ru_utime + usage.ru_stime,
+        }
+
+    async def flush(self) -> None:
+        if self._scorer is not None:
+            await self._scorer.lease.flush()
+
+    async def close(self) -> None:
+        if self._scorer is not None:
+            await self._scorer.close()
+            self._scorer = None
+
+
+@dataclass(frozen=True)
+class PoolUsage:
+    """Totals of a pool: paid calls, tokens, cost, 429s seen, and cache hits."""
+
+    calls: int
+    tokens: int
+    cost: float
+    rate_limited: int
+    cache_hits: int
+    instructions: int
+
+
+class ScoringPool:
+    """Scores instructions on Ray: ``num_workers`` processes, one shared limiter and cache.
+
+    Needs Ray (``ray.init`` is called with defaults if not yet initialised). ``cache_dir``:
+    the run's output directory (``None`` = no cache); ``scorer``: picklable
+    ``(prediction, answers, metric) -> float`` (``None`` = ``izero.tasks.metrics
+    .score_answer``); ``worker_num_cpus``: CPUs Ray reserves per worker; ``limiter_name``:
+    a Ray actor name to share the limiter with other pools of the same endpoint.
+    """
+
+    def __init__(
+        self,
+        config: EndpointConfig,
+        *,
+        num_workers: int = DEFAULT_NUM_WORKERS,
+        cache_dir: str | Path | None = None,
+        scorer: Scorer | None = None,
+        worker_num_cpus: float = 0.0,
+        limiter_name: str | None = None,
+        seed: int = 0,
+    ):
+        import ray
+
+        if num_workers < 1:
+            from izero.errors import ConfigError
+
+            raise ConfigError("num_workers", num_workers, "an integer >= 1")
+        self.config = config.resolved()
+        self.limiter = create_limiter_actor(self.config, name=limiter_name)
+        worker_cls = ray.remote(
+            num_cpus=worker_num_cpus, max_concurrency=WORKER_MAX_CONCURRENCY, max_restarts=0
+        )(_ScoringWorker)
+        cache = str(cache_dir) if cache_dir is not None else None
+        self.workers = [
+            worker_cls.remote(self.config, self.limiter, cache, scorer, seed + i)
+            for i in range(num_workers)
+        ]
+        self._load = [0] * num_workers
+        self._cache_hits = 0
+        self._instructions = 0
+        self._closed = False
+        self._final_usage: LimiterUsage | None = None
+
+    async def score(
+        self,
+        instruction: str,
+        examples: Sequence[Example],
+        metric: str,
+        *,
+        tag: Mapping[str, Any] | None = None,
+    ) -> ScoreResult:
+        """Score one instruction on ``examples`` (answers, per-example scores, mean, costs).
+
+        Raises a :class:`~izero.errors.BlackBoxError` subclass when the run must stop
+        (budget, quota, key, URL, context length).
+        """
+        if self._closed:
+            raise BlackBoxError(f"the scoring pool for {self.config.endpoint} is closed")
+        index = min(range(len(self.workers)), key=self._load.__getitem__)
+        self._load[index] += 1
+        try:
+            status, payload = await self.workers[index].score.remote(
+                instruction, tuple(examples), metric, dict(tag) if tag else None
+            )
+        except Exception as err:  # a worker process died
+            raise BlackBoxError(
+                f"scoring worker {index} for {self.config.endpoint} failed: "
+                f"{type(err).__name__}. Fix: see the Ray worker logs; the run can be resumed "
+                "(paid answers are cached)"
+            ) from None
+        finally:
+            self._load[index] -= 1
+        if status == "error":
+            raise payload
+        self._cache_hits += payload.cache_hits
+        self._instructions += 1
+        return payload
+
+    async def score_many(
+        self,
+        instructions: Sequence[str],
+        examples: Sequence[Example],
+        metric: str,
+    ) -> list[ScoreResult]:
+        """Score several instructions concurrently (results in the same order)."""
+        return list(await asyncio.gather(*(self.score(i, examples, metric) for i in instructions)))
+
+    def usage(self) -> PoolUsage:
+        """Totals so far across every worker (from the shared limiter)."""
+        import ray
+
+        if self._final_usage is not None:
+            totals = self._final_usage
+        else:
+            ray.get([w.flush.remote() for w in self.workers])
+            totals: LimiterUsage = ray.get(self.limiter.usage.remote())
+        return PoolUsage(
+            calls=totals.calls,
+            tokens=totals.tokens,
+            cost=totals.cost,
+            rate_limited=totals.rate_limited,
+            cache_hits=self._cache_hits,
+            instructions=self._instructions,
+        )
+
+    def worker_stats(self) -> list[dict]:
+        """Per-worker counters (calls, attempts, 429s, statuses, CPU seconds)."""
+        import ray
+
+        return ray.get([w.stats.remote() for w in self.workers])
+
+    def close(self) -> None:
+        """Flush bookings, close sessions and caches, and stop the actors."""
+        import ray
+
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            ray.get([w.close.remote() for w in self.workers], timeout=30)
+        except Exception:
+            logger.warning("scoring workers of %s did not close cleanly", self.config.endpoint)
+        try:
+            self._final_usage = ray.get(self.limiter.usage.remote(), timeout=30)
+        except Exception:
+            logger.warning("usage totals of %s could not be read", self.config.endpoint)
+        for actor in [*self.workers, self.limiter]:
+            ray.kill(actor)
+
+    def __enter__(self) -> ScoringPool:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,575 @@
+"""One rate limit and budget per endpoint, shared by every worker process.
+
+The limiter is a GCRA ("virtual scheduling") clock: request slots are handed out evenly
+spaced, ``interval = max(60 / rpm, tokens * 60 / tpm)`` seconds apart, never bunched, so a
+server that enforces a per-minute limit over much shorter windows (60,000 RPM as 1,000 per
+second) sees an even stream. Workers lease slots in chunks covering ``lease_horizon_s`` seconds
+(one round trip per chunk, not per request) and pay back token estimates once the answer's
+``usage`` is known. A 429 pauses everybody (``Retry-After``), slows the clock and ramps it back.
+
+:class:`LimiterCore` is the pure logic (injectable clock, unit-testable with a fake clock);
+:class:`RateLimiterActor` serves it to a Ray cluster; :class:`LocalLimiter` serves it inside
+one process; :class:`LeaseClient` is what a worker process uses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from izero.blackbox.errors import BudgetExhaustedError, EndpointError
+
+logger = logging.getLogger(__name__)
+
+SECONDS_PER_MINUTE = 60.0
+SLOWDOWN_ON_429 = 0.98
+"""Rate multiplier on an isolated 429 (jitter at a short server window, most likely)."""
+SLOWDOWN_ON_REPEATED_429 = 0.85
+"""Rate multiplier on a 429 within ``REPEATED_429_S`` of the previous pause: the limit is
+lower than configured (and the server sends no ``x-ratelimit-limit-*`` to say so)."""
+REPEATED_429_S = 5.0
+MIN_RATE_FACTOR = 0.25
+RAMP_UP_PER_S = 0.05
+"""Share of the limit the rate factor recovers per second after a slowdown."""
+MAX_PAUSE_S = 120.0
+DEFAULT_PAUSE_S = 1.0
+"""Pause after a 429 that says nothing about when to retry."""
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """What one leased slot finally cost. ``sent``: a request went out on it; ``paid``: it was
+    answered (billed). Token and cost figures are the reservation and the actual usage;
+    ``rate_tokens`` is what the rate clock was charged (``None``: the reservation)."""
+
+    reserved_tokens: float
+    actual_tokens: float
+    reserved_cost: float
+    actual_cost: float
+    sent: bool
+    paid: bool
+    rate_tokens: float | None = None
+
+
+@dataclass(frozen=True)
+class LimiterUsage:
+    """Totals the limiter has seen: paid calls, tokens, cost, 429s and slots granted."""
+
+    calls: int
+    tokens: int
+    cost: float
+    rate_limited: int
+    slots_granted: int
+
+
+class LimiterCore:
+    """Rate and budget state of one endpoint.
+
+    ``rpm``/``tpm``: limits per minute (``None`` = unlimited); ``margin``: share kept free;
+    ``horizon_s``: seconds of capacity per lease. ``clock`` returns seconds (monotonic).
+    Budget caps count reservations, so they hold before usage is known.
+    """
+
+    def __init__(
+        self,
+        *,
+        rpm: float | None,
+        tpm: float | None,
+        margin: float,
+        horizon_s: float,
+        endpoint: str = "",
+        max_calls: int | None = None,
+        max_total_tokens: int | None = None,
+        max_cost: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self.rpm = rpm
+        self.tpm = tpm
+        self.margin = margin
+        self.horizon_s = horizon_s
+        self.endpoint = endpoint
+        self.max_calls = max_calls
+        self.max_total_tokens = max_total_tokens
+        self.max_cost = max_cost
+        self.clock = clock
+        self.tat = clock()
+        self.paused_until = 0.0
+        self.rate_factor = 1.0
+        self._factor_at = clock()
+        self.fatal: BaseException | None = None
+        self._last_429_at = -float("inf")
+        # budget: committed (settled) plus outstanding reservations
+        self.calls = 0
+        self.tokens = 0.0
+        self.cost = 0.0
+        self.res_calls = 0
+        self.res_tokens = 0.0
+        self.res_cost = 0.0
+        self.rate_limited = 0
+        self.slots_granted = 0
+
+    # -- rate ---------------------------------------------------------------------------
+    def _factor(self, now: float) -> float:
+        self.rate_factor = min(1.0, self.rate_factor + RAMP_UP_PER_S * (now - self._factor_at))
+        self._factor_at = now
+        return self.rate_factor
+
+    def interval(self, est_tokens: float, now: float | None = None) -> float:
+        """Seconds between two slots for calls of ``est_tokens`` tokens (0 if unlimited)."""
+        factor = self._factor(self.clock() if now is None else now) * (1.0 - self.margin)
+        gaps = [0.0]
+        if self.rpm:
+            gaps.append(SECONDS_PER_MINUTE / (self.rpm * factor))
+        if self.tpm:
+            gaps.append(est_tokens * SECONDS_PER_MINUTE / (self.tpm * factor))
+        return max(gaps)
+
+    def lease(
+        self,
+        n: int,
+        *,
+        est_tokens: float,
+        est_cost: float,
+        settlements: Sequence[Settlement] = (),
+        rate_tokens: float | None = None,
+    ) -> list[float]:
+        """Grant up to ``n`` slots; returns their delays in seconds from now (ascending).
+
+        ``est_tokens``/``est_cost``: the budget reservation per call (an upper bound);
+        ``rate_tokens``: tokens per call charged to the TPM clock (default ``est_tokens``;
+        workers pass their running estimate of actual usage).
+
+        Raises the stored fatal error, or :class:`BudgetExhaustedError` when not even one more
+        call fits the budget caps.
+        """
+        self.settle(settlements)
+        if self.fatal is not None:
+            raise self.fatal
+        now = self.clock()
+        gap = self.interval(est_tokens if rate_tokens is None else rate_tokens, now)
+        n = max(1, int(n))
+        if gap > 0:
+            n = min(n, max(1, math.floor(self.horizon_s / gap)))
+        n = min(n, self._budget_room(est_tokens, est_cost))
+        if n <= 0:
+            raise BudgetExhaustedError(
+                f"budget cap reached: {self._budget_text()}; the next call (about "
+                f"{est_tokens:.0f} tokens) would exceed it",
+                endpoint=self.endpoint,
+                fix="raise max_calls / max_total_tokens / max_cost, or resume the run later "
+                "(answers already paid for are cached)",
+            )
+        start = max(now, self.tat, self.paused_until)
+        delays = [start + i * gap - now for i in range(n)]
+        self.tat = start + n * gap
+        self.res_calls += n
+        self.res_tokens += n * est_tokens
+        self.res_cost += n * est_cost
+        self.slots_granted += n
+        return delays
+
+    def _budget_room(self, est_tokens: float, est_cost: float) -> int:
+        room = 1 << 30
+        if self.max_calls is not None:
+            room = min(room, int(self.max_calls - self.calls - self.res_calls))
+        if self.max_total_tokens is not None and est_tokens > 0:
+            left = self.max_total_tokens - self.tokens - self.res_tokens
+            room = min(room, math.floor(left / est_tokens))
+        if self.max_cost is not None and est_cost > 0:
+            left = self.max_cost - self.cost - self.res_cost
+            room = min(room, math.floor(left / est_cost + 1e-9))
+        return room
+
+    def _budget_text(self) -> str:
+        parts = []
+        if self.max_calls is not None:
+            parts.append(f"{self.calls} of max_calls={self.max_calls} used")
+        if self.max_total_tokens is not None:
+            parts.append(f"{self.tokens:.0f} of max_total_tokens={self.max_total_tokens} used")
+        if self.max_cost is not None:
+            parts.append(f"{self.cost:.6f} of max_cost={self.max_cost} spent")
+        return ", ".join(parts) or "no cap"
+
+    def settle(self, settlements: Sequence[Settlement]) -> None:
+        """Book what leased slots finally cost and correct the clock by the token error."""
+        for s in settlements:
+            self.res_calls -= 1
+            self.res_tokens -= s.reserved_tokens
+            self.res_cost -= s.reserved_cost
+            if s.paid:
+                self.calls += 1
+                self.tokens += s.actual_tokens
+                self.cost += s.actual_cost
+            if s.sent and self.tpm:
+                # Only under-estimates move the clock (later). Giving back over-estimates would
+                # place new slots among ones already granted: a burst the server would see.
+                charged = s.reserved_tokens if s.rate_tokens is None else s.rate_tokens
+                delta = s.actual_tokens - charged
+                if delta > 0:
+                    factor = self.rate_factor * (1.0 - self.margin)
+                    self.tat += delta * SECONDS_PER_MINUTE / (self.tpm * factor)
+
+    def rate_limited_by_server(self, retry_after_s: float | None) -> None:
+        """A 429 (rate limit): pause every worker for ``retry_after_s`` and slow down."""
+        now = self.clock()
+        self.rate_limited += 1
+        pause = min(MAX_PAUSE_S, DEFAULT_PAUSE_S if retry_after_s is None else retry_after_s)
+        if now >= self.paused_until:  # count one slowdown per pause, not one per worker
+            repeated = now - self._last_429_at < REPEATED_429_S
+            cut = SLOWDOWN_ON_REPEATED_429 if repeated else SLOWDOWN_ON_429
+            self.rate_factor = max(MIN_RATE_FACTOR, self._factor(now) * cut)
+            self._last_429_at = now
+        self.paused_until = max(self.paused_until, now + pause)
+        self.tat = max(self.tat, self.paused_until)
+
+    def server_hint(
+        self,
+        *,
+        limit_requests: float | None = None,
+        limit_tokens: float | None = None,
+        pause_s: float | None = None,
+    ) -> None:
+        """Adopt tighter per-minute limits the server reports (``x-ratelimit-limit-*``) and a
+        pause until its window resets when it reports nothing remaining."""
+        if limit_requests and (self.rpm is None or limit_requests < self.rpm):
+            logger.info(
+                "%s: server reports %s requests/min; adopting it", self.endpoint, limit_requests
+            )
+            self.rpm = float(limit_requests)
+        if limit_tokens and (self.tpm is None or limit_tokens < self.tpm):
+            logger.info(
+                "%s: server reports %s tokens/min; adopting it", self.endpoint, limit_tokens
+            )
+            self.tpm = float(limit_tokens)
+        if pause_s:
+            now = self.clock()
+            self.paused_until = max(self.paused_until, now + min(MAX_PAUSE_S, pause_s))
+            self.tat = max(self.tat, self.paused_until)
+
+    def set_fatal(self, error: BaseException) -> None:
+        """Stop every worker: later leases raise ``error``."""
+        if self.fatal is None:
+            self.fatal = error
+
+    def usage(self) -> LimiterUsage:
+        return LimiterUsage(
+            calls=self.calls,
+            tokens=round(self.tokens),
+            cost=self.cost,
+            rate_limited=self.rate_limited,
+            slots_granted=self.slots_granted,
+        )
+
+
+def _core_from_config(config, clock=time.monotonic) -> LimiterCore:
+    return LimiterCore(
+        rpm=config.rpm,
+        tpm=config.tpm,
+        margin=config.rate_margin,
+        horizon_s=config.lease_horizon_s,
+        endpoint=config.endpoint,
+        max_calls=config.max_calls,
+        max_total_tokens=config.max_total_tokens,
+        max_cost=config.max_cost,
+        clock=clock,
+    )
+
+
+class LocalLimiter:
+    """The limiter inside one process (no Ray), with the async interface of the actor."""
+
+    def __init__(self, core: LimiterCore):
+        self.core = core
+
+    @classmethod
+    def from_config(cls, config) -> LocalLimiter:
+        return cls(_core_from_config(config))
+
+    async def lease(self, n, est_tokens, est_cost, settlements, rate_tokens=None):
+        try:
+            return (
+                "ok",
+                self.core.lease(
+                    n,
+                    est_tokens=est_tokens,
+                    est_cost=est_cost,
+                    settlements=settlements,
+                    rate_tokens=rate_tokens,
+                ),
+            )
+        except EndpointError as err:
+            return ("error", err)
+
+    async def settle(self, settlements):
+        self.core.settle(settlements)
+
+    async def rate_limited(self, retry_after_s):
+        self.core.rate_limited_by_server(retry_after_s)
+
+    async def hint(self, limit_requests, limit_tokens, pause_s):
+        self.core.server_hint(
+            limit_requests=limit_requests, limit_tokens=limit_tokens, pause_s=pause_s
+        )
+
+    async def set_fatal(self, error):
+        self.core.set_fatal(error)
+
+    async def usage(self) -> LimiterUsage:
+        return self.core.usage()
+
+
+class _LimiterActorImpl:
+    """Ray actor body: one per endpoint, named, shared by every worker process."""
+
+    def __init__(self, config):
+        self.core = _core_from_config(config)
+
+    def lease(self, n, est_tokens, est_cost, settlements, rate_tokens=None):
+        try:
+            return (
+                "ok",
+                self.core.lease(
+                    n,
+                    est_tokens=est_tokens,
+                    est_cost=est_cost,
+                    settlements=settlements,
+                    rate_tokens=rate_tokens,
+                ),
+            )
+        except EndpointError as err:
+            return ("error", err)
+
+    def settle(self, settlements):
+        self.core.settle(settlements)
+
+    def rate_limited(self, retry_after_s):
+        self.core.rate_limited_by_server(retry_after_s)
+
+    def hint(self, limit_requests, limit_tokens, pause_s):
+        self.core.server_hint(
+            limit_requests=limit_requests, limit_tokens=limit_tokens, pause_s=pause_s
+        )
+
+    def set_fatal(self, error):
+        self.core.set_fatal(error)
+
+    def usage(self):
+        return self.core.usage()
+
+
+def create_limiter_actor(config, *, name: str | None = None):
+    """Start the shared limiter actor for ``config`` (needs ``ray.init``); ``name`` makes it
+    findable by other drivers with ``ray.get_actor``."""
+    import ray
+
+    actor_cls = ray.remote(num_cpus=0, max_restarts=0)(_LimiterActorImpl)
+    options = {"name": name, "get_if_exists": True} if name else {}
+    return actor_cls.options(**options).remote(config)
+
+
+class RemoteLimiter:
+    """Async adapter over the Ray actor handle, same interface as :class:`LocalLimiter`."""
+
+    def __init__(self, handle):
+        self.handle = handle
+
+    async def lease(self, n, est_tokens, est_cost, settlements, rate_tokens=None):
+        return await self.handle.lease.remote(n, est_tokens, est_cost, settlements, rate_tokens)
+
+    async def settle(self, settlements):
+        await self.handle.settle.remote(settlements)
+
+    async def rate_limited(self, retry_after_s):
+        await self.handle.rate_limited.remote(retry_after_s)
+
+    async def hint(self, limit_requests, limit_tokens, pause_s):
+        await self.handle.hint.remote(limit_requests, limit_tokens, pause_s)
+
+    async def set_fatal(self, error):
+        await self.handle.set_fatal.remote(error)
+
+    async def usage(self) -> LimiterUsage:
+        return await self.handle.usage.remote()
+
+
+@dataclass
+class Slot:
+    """One leased request slot: its budget reservation, to be settled exactly once."""
+
+    est_tokens: float
+    est_cost: float
+    rate_tokens: float
+    settled: bool = False
+
+
+SETTLE_FLUSH_S = 0.2
+DEFAULT_LATE_TOLERANCE_S = 0.005
+"""A slot reached later than this (seconds) is void: a late send bunches with the next ones
+(e.g. after the event loop stalled). 20 ms is the 2% margin of a 1-second server window."""
+MAX_EXPIRED_SLOTS = 8
+"""After this many void slots in a row a call goes on the next one regardless (no livelock
+under a persistently lagging loop; the server's 429 then slows everybody down)."""
+USAGE_EWMA_WEIGHT = 0.2
+"""Weight of the newest call in the running actual/estimated token ratio."""
+USAGE_SAFETY = 1.05
+"""Factor on that ratio when charging the TPM clock (under-estimates push slots later)."""
+
+
+class LeaseClient:
+    """A worker process's view of the shared limiter.
+
+    :meth:`acquire` waits for this worker's next evenly spaced slot; leases are fetched in
+    chunks as demand needs them and never more than ``horizon_s`` ahead. :meth:`release`
+    books what the slot cost (batched to the limiter). :meth:`on_rate_limited` drops this
+    worker's remaining slots and tells the limiter to pause everyone.
+    """
+
+    def __init__(
+        self, limiter, *, horizon_s: float, late_tolerance_s: float = DEFAULT_LATE_TOLERANCE_S
+    ):
+        self.limiter = limiter
+        self.horizon_s = horizon_s
+        self.late_tolerance_s = late_tolerance_s
+        self.expired_slots = 0
+        self._slots: collections.deque[float] = collections.deque()
+        self._lock = asyncio.Lock()
+        self._demand = 0
+        self._last_slot = 0.0
+        self._pending: list[Settlement] = []
+        self._flush_task: asyncio.Task | None = None
+        self._reserved_local: collections.deque[tuple[float, float, float]] = collections.deque()
+        self.fatal: BaseException | None = None
+        self._usage_ratio = 1.0
+        self._paused_until = 0.0  # monotonic; slots before it are void
+
+    def _rate_tokens(self, est_tokens: float) -> float:
+        return est_tokens * min(1.0, self._usage_ratio * USAGE_SAFETY)
+
+    async def acquire(self, *, est_tokens: float, est_cost: float) -> Slot:
+        """Wait for a slot for one call of about ``est_tokens`` tokens and ``est_cost``."""
+        if self.fatal is not None:
+            raise self.fatal
+        expired = 0
+        while True:
+            self._demand += 1
+            try:
+                async with self._lock:
+                    while not self._slots:
+                        await self._refill(est_tokens, est_cost)
+                    when = self._slots.popleft()
+                    slot = Slot(*self._reserved_local.popleft())
+            finally:
+                self._demand -= 1
+            delay = when - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if self.fatal is not None:
+                self.release(slot, sent=False, paid=False)
+                raise self.fatal
+            if when < self._paused_until:
+                # a 429 or a pause covering this slot arrived while waiting: take a new one
+                self.release(slot, sent=False, paid=False)
+                continue
+            late = time.monotonic() - when
+            if late > self.late_tolerance_s and expired < MAX_EXPIRED_SLOTS:
+                # the loop woke too late: sending now would bunch with the next slots and
+                # break a short server window; this slot's capacity is gone, take a new one
+                expired += 1
+                self.expired_slots += 1
+                self.release(slot, sent=False, paid=False)
+                continue
+            return slot
+
+    async def _refill(self, est_tokens: float, est_cost: float) -> None:
+        ahead = self._last_slot - time.monotonic() - self.horizon_s
+        if ahead > 0:
+            await asyncio.sleep(ahead)
+        pending, self._pending = self._pending, []
+        rate_tokens = self._rate_tokens(est_tokens)
+        status, payload = await self.limiter.lease(
+            max(1, self._demand), est_tokens, est_cost, pending, rate_tokens
+        )
+        if status == "error":
+            self.fatal = payload
+            raise payload
+        now = time.monotonic()
+        for delay in payload:
+            self._slots.append(now + delay)
+            self._reserved_local.append((est_tokens, est_cost, rate_tokens))
+        if payload:
+            self._last_slot = now + payload[-1]
+
+    def release(
+        self, slot: Slot, *, sent: bool, paid: bool, tokens: float = 0.0, cost: float = 0.0
+    ) -> None:
+        """Book the slot: ``sent`` a request on it, ``paid`` (answered) with this usage."""
+        if slot.settled:
+            return
+        slot.settled = True
+        actual_tokens = tokens if paid else (slot.rate_tokens if sent else 0.0)
+        if paid and slot.est_tokens > 0:
+            sample = tokens / slot.est_tokens
+            self._usage_ratio += USAGE_EWMA_WEIGHT * (sample - self._usage_ratio)
+        self._pending.append(
+            Settlement(
+                slot.est_tokens, actual_tokens, slot.est_cost, cost, sent, paid, slot.rate_tokens
+            )
+        )
+        if self._flush_task is None or self._flush_task.done():
+            self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(SETTLE_FLUSH_S)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Send booked settlements to the limiter now."""
+        pending, self._pending = self._pending, []
+        if pending:
+            await self.limiter.settle(pending)
+
+    async def close(self) -> None:
+        """Refund unused slots and send every booking (call before the event loop ends)."""
+        self._drop_slots(MAX_PAUSE_S)
+        if self._flush_task is not None and not self._flush_task.done():
+            self._flush_task.cancel()
+        await self.flush()
+
+    def _drop_slots(self, pause_s: float) -> int:
+        """Void this worker's slots that fall inside a pause of ``pause_s`` seconds from now
+        (refunding their reservations); later slots stay valid."""
+        until = time.monotonic() + min(MAX_PAUSE_S, pause_s)
+        self._paused_until = max(self._paused_until, until)
+        dropped = 0
+        while self._slots and self._slots[0] < self._paused_until:
+            self._slots.popleft()
+            tokens, cost, _ = self._reserved_local.popleft()
+            self._pending.append(Settlement(tokens, 0.0, cost, 0.0, False, False))
+            dropped += 1
+        if not self._slots:
+            self._last_slot = 0.0
+        return dropped
+
+    async def on_rate_limited(self, retry_after_s: float | None) -> None:
+        """A 429 came back: void local slots inside the pause and pause every worker."""
+        pause = DEFAULT_PAUSE_S if retry_after_s is None else retry_after_s
+        dropped = self._drop_slots(pause)
+        if dropped:
+            logger.debug("voided %d leased slots inside a %.3fs pause after a 429", dropped, pause)
+        await self.limiter.rate_limited(pause)
+
+    async def on_hint(self, limit_requests, limit_tokens, pause_s) -> None:
+        """Forward what the server's ``x-ratelimit-*`` headers said."""
+        if pause_s:
+            self._drop_slots(pause_s)
+        await self.limiter.hint(limit_requests, limit_tokens, pause_s)
+
+    async def stop_all(self, error: BaseException) -> None:
+        """A fatal error: stop this worker at once and every other at its next lease."""
+        self.fatal = error
+        await self.limiter.set_fatal(error)
