@@ -72,7 +72,11 @@ def fit_model(model: SingleTaskGP, *, maxiter: int) -> None:
 
 def task_hyperparameters(model: SingleTaskGP, index: int) -> dict[str, Tensor]:
     """The raw hyper-parameters of task ``index`` of a batched model (detached CPU copies)."""
-    return {name: param.detach()[index].clone().cpu() for name, param in model.named_parameters()}
+    return {
+        name: param.detach()[index].clone().cpu()
+        for name, param in model.named_parameters()
+        if param.requires_grad
+    }
 
 
 def load_task_hyperparameters(

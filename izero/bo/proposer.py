@@ -7,13 +7,16 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import torch
+from botorch.models.model import Model
 from torch import Tensor
 
 from izero.bo.acquisition import make_acquisition, optimize_acquisition
 from izero.bo.dedup import deduplicate
+from izero.bo.kernels import InstructionCoupledKernel
 from izero.bo.models import build_model, fit_model, load_task_hyperparameters, task_hyperparameters
 from izero.bo.observations import TaskObservations
 from izero.bo.options import ProposerOptions
+from izero.bo.posterior import CoupledPosteriorModel
 from izero.errors import OptimizerError
 
 logger = logging.getLogger(__name__)
@@ -127,8 +130,12 @@ class BatchProposer:
         if keys is not None:
             for t, key in enumerate(keys):
                 self._hyper[key] = task_hyperparameters(model, t)
+        if isinstance(model.covar_module.base_kernel, InstructionCoupledKernel):
+            acq_model: Model = CoupledPosteriorModel(model)
+        else:
+            acq_model = model
         acq = make_acquisition(
-            model=model,
+            model=acq_model,
             kind=opts.acquisition,
             train_z=train_z,
             train_y=train_y,
