@@ -54,11 +54,11 @@ def make_tasks(n: int, num_tasks: int, seed: int = 0):
     return tasks
 
 
-def run_izero(tasks, *, warm: bool):
+def run_izero(tasks, *, warm: bool, options: dict):
     """Seconds for one ``propose`` over all tasks, and the proposals."""
-    from izero.bo import BatchProposer, TaskObservations
+    from izero.bo import BatchProposer, ProposerOptions, TaskObservations
 
-    proposer = BatchProposer()
+    proposer = BatchProposer(ProposerOptions(**options))
     keys = [f"task{t}" for t in range(len(tasks))]
     seeds = list(range(len(tasks)))
     if warm:
@@ -105,11 +105,16 @@ def run_reference(task, seed: int):
 
 
 def q_ei(model, x, best_f) -> float:
+    """q-EI of the q x d batch ``x`` (fixed QMC samples), not log: ratios are meaningful."""
+    import warnings
+
     from botorch.acquisition.monte_carlo import qExpectedImprovement
     from botorch.sampling import SobolQMCNormalSampler
 
     sampler = SobolQMCNormalSampler(torch.Size([EVAL_MC_SAMPLES]), seed=EVAL_SEED)
-    acq = qExpectedImprovement(model=model, best_f=best_f, sampler=sampler)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # BoTorch recommends qLogEI for optimising, not here
+        acq = qExpectedImprovement(model=model, best_f=best_f, sampler=sampler)
     with torch.no_grad():
         return float(acq(x.unsqueeze(0)))
 
@@ -119,15 +124,19 @@ def main() -> None:
     parser.add_argument("--n", type=int, nargs="+", default=[25, 100, 150, 250])
     parser.add_argument("--tasks", type=int, default=NUM_TASKS)
     parser.add_argument("--ref-tasks", type=int, default=2, help="reference tasks timed")
+    parser.add_argument(
+        "--options", default="{}", help="JSON overrides of izero.bo.ProposerOptions"
+    )
     parser.add_argument("--no-cold", action="store_true", help="skip the cold izero timing")
     args = parser.parse_args()
+    options = json.loads(args.options)
     torch.set_num_threads(1)  # ../shared/FACTS.md: 1 thread is 3-150x faster here
 
     rows = []
     for n in args.n:
         tasks = make_tasks(n, args.tasks)
-        warm_s, proposals = run_izero(tasks, warm=True)
-        cold_s = float("nan") if args.no_cold else run_izero(tasks, warm=False)[0]
+        warm_s, proposals = run_izero(tasks, warm=True, options=options)
+        cold_s = float("nan") if args.no_cold else run_izero(tasks, warm=False, options=options)[0]
         k = min(args.ref_tasks, args.tasks)
         ref_times, ratios = [], []
         for t in range(k):

@@ -30,6 +30,8 @@ DEFAULT_JITTER = {torch.float64: 1e-6, torch.float32: 1e-4}
 """Diagonal jitter added to ``K_Z`` before its Cholesky factorisation, per dtype."""
 NO_BATCH = torch.Size()
 """Default (empty) hyper-parameter batch shape."""
+DEFAULT_IDENTITY_TOL = 1e-4
+"""Tolerance of ``||K_Z^-1 k_Z(Z, Z) - I||_F`` under which ``k(Z, Z) = K_S`` is used."""
 KERNEL_KINDS = ("instruction_coupled", "matern")
 
 
@@ -62,6 +64,8 @@ class InstructionCoupledKernel(Kernel):
             Gamma(3, 6) prior mode 1/3: the training covariance ``k(Z, Z) = K_S`` (up to jitter)
             does not depend on them, so their MAP estimate *is* the prior mode (a full fit lands
             there too), and freezing them lets ``K_Z`` be factorised once per fit.
+        identity_tol: when ``||K_Z^-1 k_Z(Z, Z) - I||_F`` is below this, ``k(Z, Z)`` is taken
+            to be ``K_S`` (exact up to the jitter; see ``_sandwich``). 0 disables it.
 
     Inputs ``x1: *batch x N1 x d`` and ``x2: *batch x N2 x d`` may carry extra leading batch
     dimensions that broadcast against ``batch_shape``. In eval mode the middle matrix
@@ -80,6 +84,7 @@ class InstructionCoupledKernel(Kernel):
         batch_shape: torch.Size = NO_BATCH,
         jitter: float | None = None,
         learn_z_lengthscale: bool = False,
+        identity_tol: float = DEFAULT_IDENTITY_TOL,
     ) -> None:
         super().__init__(batch_shape=torch.Size(batch_shape))
         if train_z.dim() < 2 or train_s.dim() < 2 or train_z.shape[:-1] != train_s.shape[:-1]:
@@ -99,6 +104,7 @@ class InstructionCoupledKernel(Kernel):
         self.register_buffer("train_z", train_z)
         self.register_buffer("train_s", train_s.to(train_z))
         self.jitter = jitter
+        self.identity_tol = identity_tol
         self.z_kernel = matern_kernel(ard_num_dims=train_z.shape[-1], batch_shape=batch_shape)
         self.s_kernel = matern_kernel(ard_num_dims=train_s.shape[-1], batch_shape=batch_shape)
         self._cache: tuple[list[Tensor], tuple[Tensor, Tensor, Tensor]] | None = None
@@ -153,8 +159,7 @@ class InstructionCoupledKernel(Kernel):
         left = torch.cholesky_solve(k_ss, chol)  # K_Z^-1 K_S
         middle = torch.cholesky_solve(left.mT, chol)  # K_Z^-1 K_S K_Z^-1 (K_S symmetric)
         right = left @ weights  # K_Z^-1 K_S K_Z^-1 k_Z(Z, Z)
-        train = weights.mT @ k_ss @ weights
-        return 0.5 * (middle + middle.mT), right, 0.5 * (train + train.mT)
+        return 0.5 * (middle + middle.mT), right, self._sandwich(weights, k_ss)
 
     def _mats(self) -> tuple[Tensor, Tensor, Tensor]:
         if self.training:
@@ -172,7 +177,21 @@ class InstructionCoupledKernel(Kernel):
         if not self.training:
             return self._mats()[2]
         _, weights = self._z_factor()
-        k_ss = self.s_kernel.forward(self.train_s, self.train_s)
+        return self._sandwich(weights, self.s_kernel.forward(self.train_s, self.train_s))
+
+    def _sandwich(self, weights: Tensor, k_ss: Tensor) -> Tensor:
+        """``W^T K_S W``, or ``K_S`` itself when ``W`` is the identity to within tolerance.
+
+        ``W = K_Z^-1 k_Z(Z, Z)`` differs from ``I`` only through the jitter. When
+        ``max_batch ||W - I||_F <= identity_tol`` (checked on the detached ``W``), ``K_S`` is
+        used: the error is at most ``(2 tol + tol^2) ||K_S||_2`` and this skips four
+        ``n x n x n`` products per evaluation of the marginal likelihood.
+        """
+        eye = torch.eye(weights.shape[-1], dtype=weights.dtype, device=weights.device)
+        with torch.no_grad():
+            deviation = (weights - eye).norm(dim=(-2, -1)).max() if weights.numel() else 0.0
+        if deviation <= self.identity_tol:
+            return k_ss
         cov = weights.mT @ k_ss @ weights
         return 0.5 * (cov + cov.mT)
 

@@ -46,16 +46,16 @@ class ProposerOptions:
 
     kernel: str = "instruction_coupled"
     acquisition: str = "qlogei"
-    num_restarts: int = 4
-    raw_samples: int = 64
+    num_restarts: int = 1
+    raw_samples: int = 32
     local_fraction: float = 0.75
     top_k: int = 5
-    local_scale: float = 0.1
-    num_steps: int = 60
-    learning_rate: float = 0.02
-    mc_samples: int = 128
+    local_scale: float = 0.05
+    num_steps: int = 40
+    learning_rate: float = 0.01
+    mc_samples: int = 64
     fit_maxiter: int = 150
-    warm_fit_maxiter: int = 50
+    warm_fit_maxiter: int = 20
     warm_start: bool = True
     lower: float = -1.0
     upper: float = 1.0
