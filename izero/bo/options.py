@@ -34,6 +34,9 @@ class ProposerOptions:
         warm_fit_maxiter: L-BFGS iterations when warm-starting from the previous call's
             hyper-parameters of the same task key.
         warm_start: reuse each task key's hyper-parameters from the previous call.
+        warm_fresh_start: when warm-starting, also fit a default-initialised copy of each task
+            in the same batched fit and keep whichever reaches the higher MAP objective (a warm
+            start can stay in a worse local optimum as data arrive; costs 2x per iteration).
         lower, upper: the box ``[lower, upper]^d`` of soft prompts.
         dedup_tol: proposals closer than this (max-norm, box units) to each other or to an
             evaluated point are replaced by fresh Sobol points.
@@ -57,6 +60,7 @@ class ProposerOptions:
     fit_maxiter: int = 150
     warm_fit_maxiter: int = 20
     warm_start: bool = True
+    warm_fresh_start: bool = True
     lower: float = -1.0
     upper: float = 1.0
     dedup_tol: float = 1e-3

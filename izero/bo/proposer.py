@@ -13,7 +13,13 @@ from torch import Tensor
 from izero.bo.acquisition import make_acquisition, optimize_acquisition
 from izero.bo.dedup import deduplicate
 from izero.bo.kernels import InstructionCoupledKernel
-from izero.bo.models import build_model, fit_model, load_task_hyperparameters, task_hyperparameters
+from izero.bo.models import (
+    build_model,
+    fit_model,
+    fit_two_starts,
+    load_task_hyperparameters,
+    task_hyperparameters,
+)
 from izero.bo.observations import TaskObservations
 from izero.bo.options import ProposerOptions
 from izero.bo.posterior import CoupledPosteriorModel
@@ -122,11 +128,34 @@ class BatchProposer:
             train_s=train_s,
             jitter=opts.jitter,
         )
-        warm = 0
-        if opts.warm_start and keys is not None:
-            warm = load_task_hyperparameters(model, [self._hyper.get(k) for k in keys])
-        maxiter = opts.warm_fit_maxiter if warm == len(observations) else opts.fit_maxiter
-        fit_model(model, maxiter=maxiter)
+        saved = [self._hyper.get(k) for k in keys] if (opts.warm_start and keys) else []
+        warm = sum(h is not None for h in saved)
+        if warm and opts.warm_fresh_start:
+            model, fresh_wins = fit_two_starts(
+                kernel=opts.kernel,
+                train_z=train_z,
+                train_y=train_y,
+                train_s=train_s,
+                warm=saved,
+                maxiter=opts.warm_fit_maxiter,
+                jitter=opts.jitter,
+                learn_z_lengthscale=opts.learn_z_lengthscale,
+            )
+            logger.debug("fresh start beat the warm start for %d tasks", int(fresh_wins.sum()))
+        else:
+            model = build_model(
+                kernel=opts.kernel,
+                train_z=train_z,
+                train_y=train_y,
+                train_s=train_s,
+                jitter=opts.jitter,
+                learn_z_lengthscale=opts.learn_z_lengthscale,
+            )
+            if warm:
+                load_task_hyperparameters(model, saved)
+            fit_model(
+                model, maxiter=opts.warm_fit_maxiter if warm == len(saved) else opts.fit_maxiter
+            )
         if keys is not None:
             for t, key in enumerate(keys):
                 self._hyper[key] = task_hyperparameters(model, t)
