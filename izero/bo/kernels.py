@@ -114,6 +114,7 @@ class InstructionCoupledKernel(Kernel):
                     self.z_kernel.lengthscale, LENGTHSCALE_PRIOR_MODE
                 )
             self.z_kernel.raw_lengthscale.requires_grad_(False)
+        self.to(dtype=train_z.dtype, device=train_z.device)
         self._z_cache: tuple[list[Tensor], Tensor, Tensor] | None = None
 
     def _jitter(self) -> float:
@@ -234,7 +235,8 @@ class InstructionCoupledKernel(Kernel):
         right2 = middle @ c2  # *batch x n x N2
         if diag:
             return (c1 * right2).sum(dim=-2)
-        return c1.mT @ right2
+        out = c1.mT @ right2
+        return 0.5 * (out + out.mT) if same else out
 
 
 def make_covar_module(

@@ -19,6 +19,7 @@ from botorch.models import SingleTaskGP
 from botorch.models.model import Model
 from botorch.posteriors.gpytorch import GPyTorchPosterior
 from gpytorch.distributions import MultivariateNormal
+from linear_operator import to_linear_operator
 from linear_operator.utils.cholesky import psd_safe_cholesky
 from torch import Tensor
 
@@ -89,7 +90,8 @@ class CoupledPosteriorModel(Model):
         mean = self.mean0.unsqueeze(-1) + (c.mT @ self.beta.unsqueeze(-1)).squeeze(-1)
         cov = c.mT @ (self.p @ c)
         cov = 0.5 * (cov + cov.mT)
-        posterior = GPyTorchPosterior(MultivariateNormal(mean, cov))
+        # a linear operator keeps the MVN lazy: sampling uses a jittered (psd-safe) Cholesky
+        posterior = GPyTorchPosterior(MultivariateNormal(mean, to_linear_operator(cov)))
         if self.outcome_transform is not None:
             posterior = self.outcome_transform.untransform_posterior(posterior)
         if posterior_transform is not None:
