@@ -100,8 +100,9 @@ DEFAULT_SIM_SEED = 0
 # Optimizer.
 DEFAULT_KERNEL = "instruction_coupled"
 DEFAULT_ACQUISITION = "qlogei"
-DEFAULT_NUM_RESTARTS = 10
-DEFAULT_RAW_SAMPLES = 512
+# izero's batched acquisition optimiser starts from its best raw batches (izero.bo.ProposerOptions)
+DEFAULT_NUM_RESTARTS = 1
+DEFAULT_RAW_SAMPLES = 32
 
 # Output.
 DEFAULT_OUTPUT_PATH = "runs/{name}"
@@ -395,8 +396,9 @@ class OptimizerConfig:
     """Bayesian optimisation: GP kernel, acquisition function and its optimiser.
 
     ``kernel``: ``instruction_coupled`` (InstructZero) or plain ``matern`` (Matern-5/2 on z);
-    ``acquisition``: ``qlogei`` or ``qlognei``; ``num_restarts``/``raw_samples`` as in
-    BoTorch's ``optimize_acqf``; ``seed_offset`` is added to the sweep seed for BO's own draws.
+    ``acquisition``: ``qlogei`` or ``qlognei``; ``num_restarts``/``raw_samples``: candidate
+    batches refined / scored per task by izero's batched acquisition optimiser;
+    ``seed_offset`` is added to the sweep seed for BO's own draws.
     """
 
     _SECTION: ClassVar[str] = "optimizer."

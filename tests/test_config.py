@@ -120,7 +120,7 @@ def test_unknown_task_lists_close_matches_and_where_tasks_come_from(data_dir: Pa
             "'gpu'",
             "auto, cpu, mps, cuda or cuda:<index>",
         ),
-        ("optimizer.raw_samples=4", "optimizer.raw_samples", "4", "at least num_restarts (10)"),
+        ("optimizer.raw_samples=0", "optimizer.raw_samples", "0", "a positive integer"),
         ("seeds=-1", "seeds", "-1", "integers >= 0"),
     ],
 )

@@ -31,7 +31,42 @@ PROPOSAL_BATCH_WINDOW_S = 0.05
 #: API key the simulated server expects; it is a local test server, not a secret.
 SIMULATED_API_KEY = "sk-izero-simulated"
 #: Model name the simulated server reports.
-SIMULATED_MODEL = "izero-simulated"
+SIMULATED_MODEL = "izero-sim"
+#: Endpoint name recorded for a local Hugging Face black box (no HTTP is involved).
+HF_PLACEHOLDER_URL = "http://127.0.0.1/local-hf"
+#: Simulated 5xx faults: the config's ``error_rate`` is split evenly between these.
+SIMULATED_5XX = ("500", "502", "503")
+
+
+def start_simulated_server(config: SweepConfig, tasks: dict[str, Task]) -> Any:
+    """Start the offline OpenAI-compatible endpoint on 127.0.0.1, knowing ``tasks``' answers."""
+    from izero.blackbox import SimulatedOptions, SimulatedServer
+    from izero.tasks.builtin import BUILTIN_TASKS
+
+    sim = config.blackbox.simulated
+    faults = {code: sim.error_rate / len(SIMULATED_5XX) for code in SIMULATED_5XX}
+    faults.update(hang=sim.timeout_rate, malformed=sim.malformed_rate, drop=sim.drop_rate)
+    server = SimulatedServer(
+        tasks=list(tasks.values()),
+        keywords={
+            name: BUILTIN_TASKS[name].keywords
+            for name, task in tasks.items()
+            if task.source == "builtin" and name in BUILTIN_TASKS
+        },
+        options=SimulatedOptions(
+            seed=sim.seed,
+            model=config.blackbox.model or SIMULATED_MODEL,
+            latency_s=sim.latency_s,
+            rpm=sim.rpm,
+            window_s=60.0,
+            fault_rates={k: v for k, v in faults.items() if v > 0},
+            hang_s=2 * config.blackbox.timeout_s,
+            api_key=SIMULATED_API_KEY,
+        ),
+        in_subprocess=True,  # keeps a busy server off the driver's GIL
+    )
+    server.start()
+    return server
 
 
 def _propose_in_worker(
@@ -114,20 +149,48 @@ class ProposalBatcher:
                     p.future.set_exception(err)
             return
         _merge_state(self._states, new_state)
-        for p, z in zip(batch, proposals, strict=False):
+        for p, z in zip(batch, proposals, strict=True):
             p.future.set_result(z)
+
+    def export(self, key: str) -> dict[str, Any] | None:
+        """JSON-safe warm-start state of run ``key`` (for its checkpoint), if any."""
+        hyper = self._states.get(_HYPER, {}).get(key)
+        if hyper is None:
+            return None
+        return {
+            "version": self._states.get("version"),
+            "values": {name: t.tolist() for name, t in hyper.items()},
+            "shapes": {name: list(t.shape) for name, t in hyper.items()},
+        }
+
+    def restore(self, key: str, data: dict[str, Any] | None) -> None:
+        """Put back the warm-start state :meth:`export` gave, so a resumed run proposes alike."""
+        if not data:
+            return
+        hyper = {
+            name: torch.tensor(v, dtype=torch.float64).reshape(data["shapes"][name])
+            for name, v in data["values"].items()
+        }
+        self._states.setdefault("version", data.get("version"))
+        self._states.setdefault(_HYPER, {})[key] = hyper
+
+
+#: Key of the per-task hyper-parameters in ``BatchProposer.state_dict()``.
+_HYPER = "hyperparameters"
 
 
 def _subset_state(states: dict, keys: Sequence[str]) -> dict:
-    """The warm-start state of ``keys`` only (states are per-task dictionaries)."""
-    per_key = states.get("tasks", {})
-    return {**states, "tasks": {k: per_key[k] for k in keys if k in per_key}} if states else {}
+    """The warm-start state of ``keys`` only."""
+    if not states:
+        return {}
+    per_key = states.get(_HYPER, {})
+    return {**states, _HYPER: {k: per_key[k] for k in keys if k in per_key}}
 
 
 def _merge_state(states: dict, new: dict) -> None:
-    tasks = {**states.get("tasks", {}), **new.get("tasks", {})}
+    per_key = {**states.get(_HYPER, {}), **new.get(_HYPER, {})}
     states.update(new)
-    states["tasks"] = tasks
+    states[_HYPER] = per_key
 
 
 class Backends:
@@ -150,28 +213,12 @@ class Backends:
         bb = config.blackbox
         base_url, model, api_key = bb.base_url, bb.model, None
         if bb.backend == "simulated":
-            from izero.blackbox.simulated import SimulatedServer
-
-            sim = bb.simulated
-            self.server = SimulatedServer(
-                tasks=list(tasks.values()),
-                api_key=SIMULATED_API_KEY,
-                latency_s=sim.latency_s,
-                rpm=sim.rpm,
-                error_rate=sim.error_rate,
-                timeout_rate=sim.timeout_rate,
-                malformed_rate=sim.malformed_rate,
-                drop_rate=sim.drop_rate,
-                seed=sim.seed,
-            )
-            base_url = self.server.start()
+            self.server = start_simulated_server(config, tasks)
+            base_url, api_key = self.server.base_url, SIMULATED_API_KEY
             model = model or SIMULATED_MODEL
-            api_key = SIMULATED_API_KEY
-        elif bb.backend == "hf":
-            raise NotImplementedError  # replaced below once the HF backend is wired
         self.blackbox_model = model
         self.endpoint = EndpointConfig(
-            base_url=base_url,
+            base_url=base_url or HF_PLACEHOLDER_URL,
             model=model,
             api_key=api_key,
             api_key_env=bb.api_key_env,
@@ -189,7 +236,15 @@ class Backends:
             max_cost=bb.max_cost,
             concurrency=bb.concurrency,
         )
-        self.scoring = ScoringPool(self.endpoint, cache_dir=cache_dir)
+        if bb.backend == "hf":
+            from izero.blackbox import HFBlackBoxOptions, HFScorer
+
+            self.scoring = HFScorer(
+                HFBlackBoxOptions(model_path=bb.model, max_new_tokens=bb.max_tokens),
+                cache_dir=cache_dir,
+            )
+        else:
+            self.scoring = ScoringPool(self.endpoint, cache_dir=cache_dir)
         g = config.generator
         self.generator = GeneratorPool(
             num_actors=g.num_actors,
@@ -242,7 +297,14 @@ class Backends:
     async def propose(
         self, *, key: str, z: torch.Tensor, y: torch.Tensor, s: torch.Tensor, q: int, seed: int
     ) -> torch.Tensor:
+        seed += self.config.optimizer.seed_offset
         return await self.proposals.propose(key=key, z=z, y=y, s=s, seed=seed)
+
+    def export_warm_start(self, key: str) -> dict[str, Any] | None:
+        return self.proposals.export(key)
+
+    def restore_warm_start(self, key: str, data: dict[str, Any] | None) -> None:
+        self.proposals.restore(key, data)
 
     def sobol(self, n: int, d: int, *, seed: int) -> torch.Tensor:
         from izero.bo import initial_design

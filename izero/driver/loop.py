@@ -95,9 +95,9 @@ class SweepLoop:
                 done.get("test_score"),
             )
         started = time.time()
-        state = RunState(
-            proposals=RunState.proposals_from_checkpoint(self.recorder.checkpoint(key))
-        )
+        checkpoint = self.recorder.checkpoint(key) or {}
+        state = RunState(proposals=RunState.proposals_from_checkpoint(checkpoint))
+        self.backends.restore_warm_start(key.id, checkpoint.get("warm_start"))
         if key.method in SOFT_PROMPT_METHODS:
             await self._soft_prompt_rounds(key, splits, state)
         elif key.method == "ape":
@@ -118,14 +118,18 @@ class SweepLoop:
             if z is None:
                 z = await self._proposals(key, rnd, state)
                 state.proposals[rnd] = z
-                await self.recorder.save_checkpoint(
-                    key, state.checkpoint(rounds_done=rnd, finished=False)
-                )
+                await self._save(key, state, rounds_done=rnd)
             requests = [self.backends.soft_prompt_request(demos, zi, key.seed) for zi in z]
             await self._evaluate_round(key, splits, state, rnd, requests, [tuple(zi) for zi in z])
-            await self.recorder.save_checkpoint(
-                key, state.checkpoint(rounds_done=rnd + 1, finished=False)
-            )
+            await self._save(key, state, rounds_done=rnd + 1)
+
+    async def _save(
+        self, key: RunKey, state: RunState, *, rounds_done: int, finished: bool = False
+    ) -> None:
+        """Checkpoint a run: its proposals so far and the optimiser's warm start for it."""
+        data = state.checkpoint(rounds_done=rounds_done, finished=finished)
+        data["warm_start"] = self.backends.export_warm_start(key.id)
+        await self.recorder.save_checkpoint(key, data)
 
     async def _proposals(self, key: RunKey, rnd: int, state: RunState) -> list[list[float]]:
         s = self.settings
@@ -282,9 +286,7 @@ class SweepLoop:
             wall_s=time.time() - started,
         )
         await self.recorder.append([], calls, summaries=[summary])
-        await self.recorder.save_checkpoint(
-            key, state.checkpoint(rounds_done=self.settings.n_rounds + 1, finished=True)
-        )
+        await self._save(key, state, rounds_done=self.settings.n_rounds + 1, finished=True)
         self.progress.run_finished(key, best.dev_score if best else None)
         return RunOutcome(
             key, best.instruction if best else None, best.dev_score if best else None, test_score

@@ -35,11 +35,22 @@ def test_ray_job_submit_runs_smoke_sweep(tmp_path):
     env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_USAGE_STATS_ENABLED": "0"}
     head = subprocess.Popen(
         [
-            "ray", "start", "--head", "--block", "--node-ip-address=127.0.0.1",
-            f"--port={gcs}", f"--dashboard-port={dashboard}", "--dashboard-host=127.0.0.1",
-            "--include-dashboard=true", "--num-cpus=4", f"--temp-dir={temp_dir}",
+            "ray",
+            "start",
+            "--head",
+            "--block",
+            "--node-ip-address=127.0.0.1",
+            f"--port={gcs}",
+            f"--dashboard-port={dashboard}",
+            "--dashboard-host=127.0.0.1",
+            "--include-dashboard=true",
+            "--num-cpus=4",
+            f"--temp-dir={temp_dir}",
         ],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
     out = tmp_path / "job-sweep"
@@ -48,21 +59,40 @@ def test_ray_job_submit_runs_smoke_sweep(tmp_path):
         while True:
             probe = subprocess.run(
                 ["ray", "job", "list", "--address", address],
-                env=env, capture_output=True, text=True, timeout=60,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
             )
             if probe.returncode == 0:
                 break
             assert head.poll() is None, head.stdout.read()
             assert time.time() < deadline, probe.stderr
             time.sleep(1)
-        job = subprocess.run(
-            [
-                "ray", "job", "submit", "--address", address, "--working-dir", str(REPO),
-                "--", "python", "jobs/sweep.py", "--config", "jobs/configs/smoke.yaml",
-                "--set", f"output.path={out}", "--no-report",
-            ],
-            env=env, capture_output=True, text=True, timeout=420, cwd=REPO,
-        )
+        submit = [
+            "ray",
+            "job",
+            "submit",
+            "--address",
+            address,
+            "--working-dir",
+            str(REPO),
+            "--",
+            "python",
+            "jobs/sweep.py",
+            "--config",
+            "jobs/configs/smoke.yaml",
+            "--set",
+            f"output.path={out}",
+            "--no-report",
+        ]
+        for _ in range(30):  # the head's job agent comes up a little after the dashboard
+            job = subprocess.run(
+                submit, env=env, capture_output=True, text=True, timeout=420, cwd=REPO
+            )
+            if "No available agent" not in job.stdout + job.stderr:
+                break
+            time.sleep(2)
         assert job.returncode == 0, job.stdout[-4000:] + job.stderr[-4000:]
         assert "succeeded" in (job.stdout + job.stderr).lower()
     finally:

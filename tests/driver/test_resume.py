@@ -25,7 +25,17 @@ pytestmark = pytest.mark.slow
 
 KEY = "sk-test-0123456789abcdef-never-logged"
 CONCURRENCY = 8
-ROW_FIELDS = ("task", "method", "seed", "round", "eval_index", "instruction", "dev_score", "score_vector", "duplicate_of")
+ROW_FIELDS = (
+    "task",
+    "method",
+    "seed",
+    "round",
+    "eval_index",
+    "instruction",
+    "dev_score",
+    "score_vector",
+    "duplicate_of",
+)
 
 
 def _config(path: Path, base_url: str, out: Path) -> Path:
@@ -51,10 +61,25 @@ def _config(path: Path, base_url: str, out: Path) -> Path:
 
 def _sweep(config: Path, *extra: str, wait: bool = True):
     env = {**os.environ, "IZERO_TEST_KEY": KEY, "PYTHONUNBUFFERED": "1"}
-    cmd = [sys.executable, "-m", "izero", "--log-level", "INFO", "sweep", "--config", str(config), "--no-report", *extra]
+    cmd = [
+        sys.executable,
+        "-m",
+        "izero",
+        "--log-level",
+        "INFO",
+        "sweep",
+        "--config",
+        str(config),
+        "--no-report",
+        *extra,
+    ]
     # Its own session, so killing it takes down the Ray processes it started too.
     proc = subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
     if not wait:
@@ -85,7 +110,7 @@ def test_killed_driver_resumes_same_rows_no_extra_calls(tmp_path):
         # Uninterrupted reference sweep.
         ref_out = tmp_path / "ref"
         log_ref = _sweep(_config(tmp_path / "ref.yaml", base_url, ref_out))
-        n_ref = server.stats()["requests"]
+        n_ref = server.stats()["n_requests"]
 
         # The same sweep, its driver killed (SIGKILL) after two rounds of instructzero.
         out = tmp_path / "killed"
@@ -103,11 +128,14 @@ def test_killed_driver_resumes_same_rows_no_extra_calls(tmp_path):
         env = {**os.environ, "IZERO_TEST_KEY": KEY}
         refused = subprocess.run(
             [sys.executable, "-m", "izero", "sweep", "--config", str(cfg)],
-            env=env, capture_output=True, text=True, timeout=120,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
         )
         assert refused.returncode == 2 and "--resume" in refused.stderr
         log_resumed = _sweep(cfg, "--resume")
-        n_killed_and_resumed = server.stats()["requests"] - n_ref
+        n_killed_and_resumed = server.stats()["n_requests"] - n_ref
     finally:
         server.stop()
 

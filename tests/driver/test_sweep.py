@@ -64,9 +64,9 @@ def test_offline_sweep_writes_every_row(ray_local, tmp_path):
             assert r["calls"] == 0 and r["duplicate_of"] < r["eval_index"]
     # The calls table holds one row per paid or cached call of the sweep.
     calls = store.read_calls()
-    assert calls.num_rows == sum(r["n_answered"] + r["n_failed"] for r in ev if r["duplicate_of"] is None) + sum(
-        s["n_test"] for s in summaries
-    )
+    assert calls.num_rows == sum(
+        r["n_answered"] + r["n_failed"] for r in ev if r["duplicate_of"] is None
+    ) + sum(s["n_test"] for s in summaries)
     # The manual baseline scores the human annotations of built-in tasks.
     from izero.tasks import load_task
 
