@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +67,35 @@ def start_simulated_server(config: SweepConfig, tasks: dict[str, Task]) -> Any:
     )
     server.start()
     return server
+
+
+def as_cache_hit(result: Any) -> Any:
+    """A copy of a scoring result as a second caller sees it: answered calls are cache hits."""
+    records = tuple(
+        replace(
+            r,
+            cached=True,
+            status="cached",
+            attempts=0,
+            prompt_tokens=0,
+            completion_tokens=0,
+            cost=0.0,
+            attempt_times=(),
+            attempt_statuses=(),
+        )
+        if r.ok
+        else r
+        for r in result.call_records
+    )
+    return replace(
+        result,
+        calls=0,
+        prompt_tokens=0,
+        completion_tokens=0,
+        cost=0.0,
+        cache_hits=sum(r.cached for r in records),
+        call_records=records,
+    )
 
 
 def _propose_in_worker(
@@ -210,6 +239,7 @@ class Backends:
         self.config = config
         self.tasks = tasks
         self.server = None
+        self._in_flight: dict[tuple, asyncio.Future] = {}
         bb = config.blackbox
         base_url, model, api_key = bb.base_url, bb.model, None
         if bb.backend == "simulated":
@@ -291,8 +321,25 @@ class Backends:
     async def score(
         self, instruction: str, examples: Sequence[Example], metric: str, *, key: RunKey, split: str
     ) -> Any:
+        """Score ``instruction``; identical requests already in flight are joined, not repaid.
+
+        Runs of one task and seed share their splits (and ``instructzero`` and ``random`` their
+        Sobol start), so they often ask for the same scores at the same moment, before the
+        response cache holds them. The joining run gets the answers as cache hits (no calls,
+        no tokens, no cost), exactly as if it had come a moment later.
+        """
+        flight = (instruction, metric, tuple((e.input, e.answers) for e in examples))
+        pending = self._in_flight.get(flight)
+        if pending is not None:
+            return as_cache_hit(await asyncio.shield(pending))
         tag = {"task": key.task, "method": key.method, "seed": key.seed, "split": split}
-        return await self.scoring.score(instruction, examples, metric, tag=tag)
+        future = asyncio.ensure_future(self.scoring.score(instruction, examples, metric, tag=tag))
+        self._in_flight[flight] = future
+        try:
+            return await asyncio.shield(future)
+        finally:
+            if self._in_flight.get(flight) is future:
+                del self._in_flight[flight]
 
     async def propose(
         self, *, key: str, z: torch.Tensor, y: torch.Tensor, s: torch.Tensor, q: int, seed: int

@@ -62,6 +62,15 @@ def test_offline_sweep_writes_every_row(ray_local, tmp_path):
     for r in ev:
         if r["duplicate_of"] is not None:
             assert r["calls"] == 0 and r["duplicate_of"] < r["eval_index"]
+    # Runs of one task and seed share their dev split: an instruction both of them evaluate
+    # (instructzero and random share their Sobol start) is paid for once in the whole sweep.
+    paid: dict[tuple, int] = {}
+    for r in ev:
+        if r["calls"]:
+            paid[(r["task"], r["seed"], r["instruction"])] = (
+                paid.get((r["task"], r["seed"], r["instruction"]), 0) + 1
+            )
+    assert paid and max(paid.values()) == 1
     # The calls table holds one row per paid or cached call of the sweep.
     calls = store.read_calls()
     assert calls.num_rows == sum(
