@@ -34,6 +34,8 @@ SIMULATED_API_KEY = "sk-izero-simulated"
 SIMULATED_MODEL = "izero-sim"
 #: Endpoint name recorded for a local Hugging Face black box (no HTTP is involved).
 HF_PLACEHOLDER_URL = "http://127.0.0.1/local-hf"
+#: Fewest instructions scored at once (see ``Backends._score_in_turn``).
+MIN_SCORING_TURNS = 4
 #: Simulated 5xx faults: the config's ``error_rate`` is split evenly between these.
 SIMULATED_5XX = ("500", "502", "503")
 
@@ -145,6 +147,20 @@ class ProposalBatcher:
         self.batches: list[int] = []
         """Size of each batch submitted (for tests and benchmarks)."""
 
+    async def _score_in_turn(
+        self, instruction: str, examples: Sequence[Example], metric: str, tag: dict
+    ) -> Any:
+        """Score once a turn is free: instructions are scored first come, first served.
+
+        Without turns every instruction of every run would be in flight at once, the rate
+        limit would interleave their calls, and all runs would finish their rounds together
+        and then wait for their proposals together, leaving the limit idle. With about
+        ``concurrency`` calls' worth of instructions in flight, runs finish rounds one after
+        another, and one run's proposals are computed while the others' are scored.
+        """
+        async with self._turns:
+            return await self.scoring.score(instruction, examples, metric, tag=tag)
+
     async def propose(
         self, *, key: str, z: torch.Tensor, y: torch.Tensor, s: torch.Tensor, seed: int
     ) -> torch.Tensor:
@@ -240,6 +256,10 @@ class Backends:
         self.tasks = tasks
         self.server = None
         self._in_flight: dict[tuple, asyncio.Future] = {}
+        examples_per_call = max(1, config.budget.n_dev)
+        self._turns = asyncio.Semaphore(
+            max(MIN_SCORING_TURNS, -(-config.blackbox.concurrency // examples_per_call))
+        )
         bb = config.blackbox
         base_url, model, api_key = bb.base_url, bb.model, None
         if bb.backend == "simulated":
@@ -333,13 +353,27 @@ class Backends:
         if pending is not None:
             return as_cache_hit(await asyncio.shield(pending))
         tag = {"task": key.task, "method": key.method, "seed": key.seed, "split": split}
-        future = asyncio.ensure_future(self.scoring.score(instruction, examples, metric, tag=tag))
+        future = asyncio.ensure_future(self._score_in_turn(instruction, examples, metric, tag))
         self._in_flight[flight] = future
         try:
             return await asyncio.shield(future)
         finally:
             if self._in_flight.get(flight) is future:
                 del self._in_flight[flight]
+
+    async def _score_in_turn(
+        self, instruction: str, examples: Sequence[Example], metric: str, tag: dict
+    ) -> Any:
+        """Score once a turn is free: instructions are scored first come, first served.
+
+        Without turns every instruction of every run would be in flight at once, the rate
+        limit would interleave their calls, and all runs would finish their rounds together
+        and then wait for their proposals together, leaving the limit idle. With about
+        ``concurrency`` calls' worth of instructions in flight, runs finish rounds one after
+        another, and one run's proposals are computed while the others' are scored.
+        """
+        async with self._turns:
+            return await self.scoring.score(instruction, examples, metric, tag=tag)
 
     async def propose(
         self, *, key: str, z: torch.Tensor, y: torch.Tensor, s: torch.Tensor, q: int, seed: int
