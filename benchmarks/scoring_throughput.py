@@ -196,7 +196,8 @@ def main() -> None:
         f"\nScoring throughput ({where}; simulated latency {args.latency:g} s; load average "
         f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; share measured over the "
         "span from first to last successful request, column 'span'; 'late': slots voided because "
-        "the client woke >10 ms late)"
+        "the client woke >10 ms late; 'cpu ms/req': CPU of the worker processes, idle Ray "
+        "overhead included, per request)"
     )
     header = (
         f"{'RPM':>7} {'proc':>4} {'reqs':>6} {'span':>7} {'ok/min':>9} {'share':>6} "
