@@ -193,8 +193,11 @@ def main() -> None:
         shutil.rmtree(temp_dir, ignore_errors=True)
     where = "client" if args.base_url else f"server, limit enforced per {args.window:g} s"
     print(
-        f"\nScoring throughput ({where}; latency {args.latency:g} s; share measured over the "
-        "span from first to last successful request, column 'span')"
+        f"\nScoring throughput ({where}; simulated latency {args.latency:g} s; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; share measured over the "
+        "span from first to last successful request, column 'span'; 'late': slots voided because "
+        "the client woke >10 ms late; 'cpu ms/req': CPU of the worker processes, idle Ray "
+        "overhead included, per request)"
     )
     header = (
         f"{'RPM':>7} {'proc':>4} {'reqs':>6} {'span':>7} {'ok/min':>9} {'share':>6} "

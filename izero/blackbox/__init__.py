@@ -1,6 +1,6 @@
 """Scoring instructions on a black-box LLM: rate-limited, retried, cached, accounted calls.
 
-Public surface:
+Public surface (imported lazily, so ``import izero.blackbox`` stays cheap):
 
 - :class:`EndpointConfig`: one OpenAI-compatible endpoint, its limits, prices and budget.
 - :class:`ScoringPool`: Ray worker processes sharing one limiter, budget and cache;
@@ -8,46 +8,41 @@ Public surface:
 - :class:`EndpointScorer`: the same inside one process (no Ray).
 - :class:`SimulatedServer` / :class:`SimulatedOptions`: the offline endpoint on 127.0.0.1.
 - :class:`HFBlackBoxOptions` / :class:`HFScorer`: a local Hugging Face model as black box.
-- errors: :mod:`izero.blackbox.errors` (all :class:`izero.errors.BlackBoxError`).
+- errors in :mod:`izero.blackbox.errors` (all :class:`izero.errors.BlackBoxError`).
 """
 
-from izero.blackbox.client import CallRecord
-from izero.blackbox.config import EndpointConfig
-from izero.blackbox.errors import (
-    AuthenticationError,
-    BadRequestError,
-    BudgetExhaustedError,
-    ContextLengthError,
-    EndpointError,
-    InsufficientQuotaError,
-    NotFoundError,
-    PermissionDeniedError,
-)
-from izero.blackbox.hf_backend import HFBlackBoxOptions, HFScorer
-from izero.blackbox.pool import EndpointScorer, PoolUsage, ScoringPool
-from izero.blackbox.prompts import build_messages, build_query
-from izero.blackbox.scoring import ScoreResult
-from izero.blackbox.simulated import SimulatedOptions, SimulatedServer
+from __future__ import annotations
 
-__all__ = [
-    "AuthenticationError",
-    "BadRequestError",
-    "BudgetExhaustedError",
-    "CallRecord",
-    "ContextLengthError",
-    "EndpointConfig",
-    "EndpointError",
-    "EndpointScorer",
-    "HFBlackBoxOptions",
-    "HFScorer",
-    "InsufficientQuotaError",
-    "NotFoundError",
-    "PermissionDeniedError",
-    "PoolUsage",
-    "ScoreResult",
-    "ScoringPool",
-    "SimulatedOptions",
-    "SimulatedServer",
-    "build_messages",
-    "build_query",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CallRecord": "client",
+    "EndpointConfig": "config",
+    "AuthenticationError": "errors",
+    "BadRequestError": "errors",
+    "BudgetExhaustedError": "errors",
+    "ContextLengthError": "errors",
+    "EndpointError": "errors",
+    "InsufficientQuotaError": "errors",
+    "NotFoundError": "errors",
+    "PermissionDeniedError": "errors",
+    "HFBlackBoxOptions": "hf_backend",
+    "HFScorer": "hf_backend",
+    "EndpointScorer": "pool",
+    "PoolUsage": "pool",
+    "ScoringPool": "pool",
+    "build_messages": "prompts",
+    "build_query": "prompts",
+    "ScoreResult": "scoring",
+    "SimulatedOptions": "simulated",
+    "SimulatedServer": "simulated",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"izero.blackbox.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'izero.blackbox' has no attribute {name!r}")

@@ -408,9 +408,12 @@ class Slot:
 
 
 SETTLE_FLUSH_S = 0.2
-DEFAULT_LATE_TOLERANCE_S = 0.005
+DEFAULT_LATE_TOLERANCE_S = 0.01
 """A slot reached later than this (seconds) is void: a late send bunches with the next ones
-(e.g. after the event loop stalled). 20 ms is the 2% margin of a 1-second server window."""
+(e.g. after the event loop stalled). With slots ``1 / (r (1 - margin))`` apart, sends late by
+at most ``tau`` put at most ``floor(r (1 - margin) (W + tau)) + 1`` requests in a window of
+``W`` seconds; 10 ms (half the 2% margin of a 1 s window) keeps that within ``floor(r W)``
+from 60 to 10,000 RPM."""
 MAX_EXPIRED_SLOTS = 8
 """After this many void slots in a row a call goes on the next one regardless (no livelock
 under a persistently lagging loop; the server's 429 then slows everybody down)."""

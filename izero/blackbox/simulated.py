@@ -287,6 +287,14 @@ class _Window:
                 return max(0.0, t + self.window_s - now)
         return self.window_s
 
+    def reset_s(self, now: float, amount: float = 1.0) -> float:
+        """What ``x-ratelimit-reset-*`` reports: seconds until ``amount`` more fits when the
+        window is full, else until it is empty again."""
+        self._trim(now)
+        if not self.fits(now, amount):
+            return self.wait_s(now, amount)
+        return max(0.0, self.events[-1][0] + self.window_s - now) if self.events else 0.0
+
     def remaining(self, now: float) -> float:
         self._trim(now)
         return max(0.0, self.limit - self.total)
@@ -348,11 +356,11 @@ class _App:
         if self.req_minute is not None:
             headers["x-ratelimit-limit-requests"] = str(int(self.options.rpm))
             headers["x-ratelimit-remaining-requests"] = str(int(self.req_minute.remaining(now)))
-            headers["x-ratelimit-reset-requests"] = f"{self.req_minute.wait_s(now, 1):.3f}s"
+            headers["x-ratelimit-reset-requests"] = f"{self.req_minute.reset_s(now):.3f}s"
         if self.tok_minute is not None:
             headers["x-ratelimit-limit-tokens"] = str(int(self.options.tpm))
             headers["x-ratelimit-remaining-tokens"] = str(int(self.tok_minute.remaining(now)))
-            headers["x-ratelimit-reset-tokens"] = f"{self.tok_minute.wait_s(now, 1):.3f}s"
+            headers["x-ratelimit-reset-tokens"] = f"{self.tok_minute.reset_s(now):.3f}s"
         return headers
 
     @staticmethod
