@@ -32,8 +32,6 @@ PROPOSAL_BATCH_WINDOW_S = 0.05
 SIMULATED_API_KEY = "sk-izero-simulated"
 #: Model name the simulated server reports.
 SIMULATED_MODEL = "izero-sim"
-#: Endpoint name recorded for a local Hugging Face black box (no HTTP is involved).
-HF_PLACEHOLDER_URL = "http://127.0.0.1/local-hf"
 #: Fewest instructions scored at once (see ``Backends._score_in_turn``).
 MIN_SCORING_TURNS = 4
 #: Simulated 5xx faults: the config's ``error_rate`` is split evenly between these.
@@ -238,6 +236,72 @@ def _merge_state(states: dict, new: dict) -> None:
     states[_HYPER] = per_key
 
 
+def _scoring_backend(config: SweepConfig, server: Any, cache_dir: Path) -> tuple[str, Any]:
+    """The black box of ``config``: (model name, scorer with ``async score(...)``)."""
+    bb = config.blackbox
+    if bb.backend == "hf":
+        from izero.blackbox import HFBlackBoxOptions, HFScorer
+
+        options = HFBlackBoxOptions(model_path=bb.model, max_new_tokens=bb.max_tokens)
+        return bb.model, HFScorer(options, cache_dir=cache_dir)
+    from izero.blackbox import EndpointConfig, ScoringPool
+
+    base_url, model, api_key = bb.base_url, bb.model, None
+    if server is not None:
+        base_url, api_key, model = server.base_url, SIMULATED_API_KEY, model or SIMULATED_MODEL
+    endpoint = EndpointConfig(
+        base_url=base_url,
+        model=model,
+        api_key=api_key,
+        api_key_env=bb.api_key_env,
+        temperature=bb.temperature,
+        max_tokens=bb.max_tokens,
+        headers=dict(bb.headers),
+        timeout_s=bb.timeout_s,
+        rpm=bb.rpm,
+        tpm=bb.tpm,
+        max_retries=bb.max_retries,
+        price_prompt_per_1k=bb.price_per_1k_prompt,
+        price_completion_per_1k=bb.price_per_1k_completion,
+        max_calls=bb.max_calls,
+        max_total_tokens=bb.max_total_tokens,
+        max_cost=bb.max_cost,
+        concurrency=bb.concurrency,
+    )
+    return model, ScoringPool(endpoint, cache_dir=cache_dir)
+
+
+def _generator_pool(config: SweepConfig) -> Any:
+    from izero.generator import GeneratorPool
+
+    g = config.generator
+    return GeneratorPool(
+        num_actors=g.num_actors,
+        model=g.model,
+        dtype=g.dtype,
+        device=g.device,
+        max_new_tokens=g.max_new_tokens,
+        n_prompt_tokens=g.n_prompt_tokens,
+        intrinsic_dim=g.intrinsic_dim,
+        projection_init=g.projection_init,
+        projection_scale=g.projection_scale,
+        batch_size=g.batch_size,
+    )
+
+
+def _proposal_batcher(config: SweepConfig) -> ProposalBatcher:
+    from izero.bo import ProposerOptions
+
+    o = config.optimizer
+    options = ProposerOptions(
+        kernel=o.kernel,
+        acquisition=o.acquisition,
+        num_restarts=o.num_restarts,
+        raw_samples=o.raw_samples,
+    )
+    return ProposalBatcher(options=options, q=config.budget.q)
+
+
 class Backends:
     """Everything the loop calls, built from a config; close it when the sweep ends.
 
@@ -248,10 +312,6 @@ class Backends:
     """
 
     def __init__(self, *, config: SweepConfig, tasks: dict[str, Task], cache_dir: Path):
-        from izero.blackbox import EndpointConfig, ScoringPool
-        from izero.bo import ProposerOptions
-        from izero.generator import GeneratorPool
-
         self.config = config
         self.tasks = tasks
         self.server = None
@@ -260,64 +320,11 @@ class Backends:
         self._turns = asyncio.Semaphore(
             max(MIN_SCORING_TURNS, -(-config.blackbox.concurrency // examples_per_call))
         )
-        bb = config.blackbox
-        base_url, model, api_key = bb.base_url, bb.model, None
-        if bb.backend == "simulated":
+        if config.blackbox.backend == "simulated":
             self.server = start_simulated_server(config, tasks)
-            base_url, api_key = self.server.base_url, SIMULATED_API_KEY
-            model = model or SIMULATED_MODEL
-        self.blackbox_model = model
-        self.endpoint = EndpointConfig(
-            base_url=base_url or HF_PLACEHOLDER_URL,
-            model=model,
-            api_key=api_key,
-            api_key_env=bb.api_key_env,
-            temperature=bb.temperature,
-            max_tokens=bb.max_tokens,
-            headers=dict(bb.headers),
-            timeout_s=bb.timeout_s,
-            rpm=bb.rpm,
-            tpm=bb.tpm,
-            max_retries=bb.max_retries,
-            price_prompt_per_1k=bb.price_per_1k_prompt,
-            price_completion_per_1k=bb.price_per_1k_completion,
-            max_calls=bb.max_calls,
-            max_total_tokens=bb.max_total_tokens,
-            max_cost=bb.max_cost,
-            concurrency=bb.concurrency,
-        )
-        if bb.backend == "hf":
-            from izero.blackbox import HFBlackBoxOptions, HFScorer
-
-            self.scoring = HFScorer(
-                HFBlackBoxOptions(model_path=bb.model, max_new_tokens=bb.max_tokens),
-                cache_dir=cache_dir,
-            )
-        else:
-            self.scoring = ScoringPool(self.endpoint, cache_dir=cache_dir)
-        g = config.generator
-        self.generator = GeneratorPool(
-            num_actors=g.num_actors,
-            model=g.model,
-            dtype=g.dtype,
-            device=g.device,
-            max_new_tokens=g.max_new_tokens,
-            n_prompt_tokens=g.n_prompt_tokens,
-            intrinsic_dim=g.intrinsic_dim,
-            projection_init=g.projection_init,
-            projection_scale=g.projection_scale,
-            batch_size=g.batch_size,
-        )
-        o = config.optimizer
-        self.proposals = ProposalBatcher(
-            options=ProposerOptions(
-                kernel=o.kernel,
-                acquisition=o.acquisition,
-                num_restarts=o.num_restarts,
-                raw_samples=o.raw_samples,
-            ),
-            q=config.budget.q,
-        )
+        self.blackbox_model, self.scoring = _scoring_backend(config, self.server, cache_dir)
+        self.generator = _generator_pool(config)
+        self.proposals = _proposal_batcher(config)
 
     # -- what the loop calls ------------------------------------------------------------------
 
