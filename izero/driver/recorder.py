@@ -116,7 +116,9 @@ class Recorder:
         return [
             {
                 **self._key_fields(key),
-                "started_at": _utc(rec.started_at),
+                # The schema's started_at is when the first HTTP request went out (the call
+                # may have waited for the rate limit before that); cached calls send none.
+                "started_at": _utc(rec.attempt_times[0] if rec.attempt_times else rec.started_at),
                 "finished_at": _utc(rec.finished_at),
                 "status": "ok" if rec.ok and not rec.cached else rec.status,
                 "attempts": rec.attempts,

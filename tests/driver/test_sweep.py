@@ -76,6 +76,11 @@ def test_offline_sweep_writes_every_row(ray_local, tmp_path):
     assert calls.num_rows == sum(
         r["n_answered"] + r["n_failed"] for r in ev if r["duplicate_of"] is None
     ) + sum(s["n_test"] for s in summaries)
+    # Requests went out at the configured rate limit, never above it (6000/min = 100/s).
+    sent = sorted(r["started_at"].timestamp() for r in calls.to_pylist() if not r["cached"])
+    per_second = cfg.blackbox.rpm / 60
+    busiest = max(sum(1 for t in sent[i:] if t - t0 < 1.0) for i, t0 in enumerate(sent))
+    assert busiest <= per_second * 1.05 + 1, busiest
     # The manual baseline scores the human annotations of built-in tasks.
     from izero.tasks import load_task
 
