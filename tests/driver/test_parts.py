@@ -1,0 +1,118 @@
+"""The driver's parts: proposal batching on Ray, run state, resume checks, progress."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import torch
+
+from izero.driver.backends import ProposalBatcher, as_cache_hit
+from izero.driver.plan import RunKey, plan_runs
+from izero.driver.progress import Progress
+from izero.driver.state import Evaluation, RunState, mean_or_none
+from izero.driver.sweep import _check_same_sweep
+from izero.errors import ConfigError
+
+
+def _observations(seed: int, n: int = 6, d: int = 3, m: int = 4):
+    g = torch.Generator().manual_seed(seed)
+    z = torch.rand(n, d, generator=g, dtype=torch.float64) * 2 - 1
+    s = (torch.rand(n, m, generator=g, dtype=torch.float64) > 0.5).double()
+    return z, s.mean(-1), s
+
+
+def test_proposals_of_runs_that_ask_together_share_one_ray_task(ray_local):
+    from izero.bo import ProposerOptions
+
+    batcher = ProposalBatcher(options=ProposerOptions(), q=2, window_s=0.2)
+
+    async def ask():
+        return await asyncio.gather(
+            *(
+                batcher.propose(key=f"task{i}", z=z, y=y, s=s, seed=i)
+                for i, (z, y, s) in enumerate(_observations(i) for i in range(3))
+            )
+        )
+
+    proposals = asyncio.run(ask())
+    assert batcher.batches == [3]
+    for p in proposals:
+        assert p.shape == (2, 3) and bool(((p >= -1) & (p <= 1)).all())
+    # The warm start of each run survives a checkpoint round trip exactly.
+    saved = batcher.export("task1")
+    assert saved is not None
+    fresh = ProposalBatcher(options=ProposerOptions(), q=2)
+    fresh.restore("task1", saved)
+    for name, value in batcher._states["hyperparameters"]["task1"].items():
+        torch.testing.assert_close(
+            fresh._states["hyperparameters"]["task1"][name], value.to(torch.float64), rtol=0, atol=0
+        )
+
+
+def test_run_state_best_observations_and_failed_examples():
+    state = RunState()
+    state.evaluations += [
+        Evaluation(0, 0, "a", (0.1, 0.2), (1.0, None, 0.0), 0.5),
+        Evaluation(1, 0, "b", (0.3, 0.4), (None, None, None), None),  # every call failed
+        Evaluation(2, 0, "c", (0.5, 0.6), (1.0, 1.0, 0.0), 2 / 3),
+        Evaluation(3, 1, "c", (0.7, 0.8), (1.0, 1.0, 0.0), 2 / 3, duplicate_of=2),
+    ]
+    assert state.best().eval_index == 2
+    assert state.first_with("c").eval_index == 2
+    assert state.first_with("b") is None  # a failed instruction is scored again, not reused
+    z, y, s = state.observations()
+    assert z.shape == (3, 2) and y.tolist() == [0.5, 2 / 3, 2 / 3]
+    assert s[0].tolist() == [1.0, 0.5, 0.0]  # the failed example takes the instruction's mean
+    assert mean_or_none((None, None)) is None and mean_or_none((1.0, None, 0.0)) == 0.5
+    # Proposals survive the JSON checkpoint bit for bit.
+    state.proposals[1] = [[0.1 + 1e-17, -0.3333333333333333]]
+    data = state.checkpoint(rounds_done=1, finished=False)
+    import json
+
+    assert RunState.proposals_from_checkpoint(json.loads(json.dumps(data))) == state.proposals
+
+
+def test_resume_refuses_a_config_that_changes_results():
+    old = {
+        "tasks": ["sum"],
+        "seeds": [0],
+        "methods": ["random"],
+        "budget": {"q": 4},
+        "data_dir": None,
+        "optimizer": {},
+        "generator": {"model": "tiny:llama"},
+    }
+    _check_same_sweep(old, {**old, "output": {"path": "elsewhere"}})
+    with pytest.raises(ConfigError, match="budget"):
+        _check_same_sweep(old, {**old, "budget": {"q": 8}})
+    with pytest.raises(ConfigError, match=r"generator\.model"):
+        _check_same_sweep(old, {**old, "generator": {"model": "tiny:gpt2"}})
+
+
+def test_joined_scoring_result_is_free():
+    from izero.blackbox.client import CallRecord
+    from izero.blackbox.scoring import ScoreResult
+
+    ok = CallRecord(0.0, 1.0, "200", 1, 10, 2, False, True, 0.01, (0.5,), ("200",))
+    failed = CallRecord(0.0, 1.0, "503", 3, 0, 0, False, False, 0.0, (0.1, 0.4, 0.9), ("503",) * 3)
+    res = ScoreResult(
+        "i", (1.0, None), 1.0, ("x", None), 1, 1, 10, 2, 0.01, 1, 0, 1.0, (ok, failed)
+    )
+    joined = as_cache_hit(res)
+    assert (joined.calls, joined.cost, joined.prompt_tokens, joined.cache_hits) == (0, 0.0, 0, 1)
+    assert joined.scores == res.scores
+    assert joined.call_records[0].cached and joined.call_records[0].attempt_times == ()
+    assert joined.call_records[1] == failed
+
+
+def test_plan_and_progress_line():
+    runs = plan_runs(("sum", "diff"), ("instructzero", "random"), (0, 1))
+    assert len(runs) == 8 and runs[0] == RunKey("sum", "instructzero", 0)
+    assert RunKey("sum", "ape", 3).id == "sum__ape__3"
+    progress = Progress(total_runs=8, expected_evaluations=100)
+    assert "ETA ?" in progress.line()
+    progress.evaluations = 50
+    progress.best = {"sum/random": 0.5}
+    assert "evals 50/100" in progress.line() and "ETA ?" not in progress.line()
+    assert progress.best_line() == "best dev: sum/random 0.50"
