@@ -145,20 +145,6 @@ class ProposalBatcher:
         self.batches: list[int] = []
         """Size of each batch submitted (for tests and benchmarks)."""
 
-    async def _score_in_turn(
-        self, instruction: str, examples: Sequence[Example], metric: str, tag: dict
-    ) -> Any:
-        """Score once a turn is free: instructions are scored first come, first served.
-
-        Without turns every instruction of every run would be in flight at once, the rate
-        limit would interleave their calls, and all runs would finish their rounds together
-        and then wait for their proposals together, leaving the limit idle. With about
-        ``concurrency`` calls' worth of instructions in flight, runs finish rounds one after
-        another, and one run's proposals are computed while the others' are scored.
-        """
-        async with self._turns:
-            return await self.scoring.score(instruction, examples, metric, tag=tag)
-
     async def propose(
         self, *, key: str, z: torch.Tensor, y: torch.Tensor, s: torch.Tensor, seed: int
     ) -> torch.Tensor:
