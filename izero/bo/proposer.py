@@ -121,15 +121,10 @@ class BatchProposer:
         train_z = torch.stack([o.z.to(device, COMPUTE_DTYPE) for o in observations])
         train_y = torch.stack([o.y.to(device, COMPUTE_DTYPE) for o in observations])
         train_s = torch.stack([o.s.to(device, COMPUTE_DTYPE) for o in observations])
-        model = build_model(
-            kernel=opts.kernel,
-            train_z=train_z,
-            train_y=train_y,
-            train_s=train_s,
-            jitter=opts.jitter,
-        )
         saved = [self._hyper.get(k) for k in keys] if (opts.warm_start and keys) else []
         warm = sum(h is not None for h in saved)
+        # every task warm: a few iterations suffice; any cold task needs the full fit
+        maxiter = opts.warm_fit_maxiter if warm and warm == len(saved) else opts.fit_maxiter
         if warm and opts.warm_fresh_start:
             model, fresh_wins = fit_two_starts(
                 kernel=opts.kernel,
@@ -137,7 +132,7 @@ class BatchProposer:
                 train_y=train_y,
                 train_s=train_s,
                 warm=saved,
-                maxiter=opts.warm_fit_maxiter,
+                maxiter=maxiter,
                 jitter=opts.jitter,
                 learn_z_lengthscale=opts.learn_z_lengthscale,
             )
@@ -153,9 +148,7 @@ class BatchProposer:
             )
             if warm:
                 load_task_hyperparameters(model, saved)
-            fit_model(
-                model, maxiter=opts.warm_fit_maxiter if warm == len(saved) else opts.fit_maxiter
-            )
+            fit_model(model, maxiter=maxiter)
         if keys is not None:
             for t, key in enumerate(keys):
                 self._hyper[key] = task_hyperparameters(model, t)
