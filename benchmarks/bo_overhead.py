@@ -24,8 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import time
+import warnings
 
 import torch
+from gpytorch.utils.warnings import NumericalWarning
 
 NUM_TASKS = 24
 DIM = 10
@@ -130,6 +132,7 @@ def main() -> None:
     parser.add_argument("--no-cold", action="store_true", help="skip the cold izero timing")
     args = parser.parse_args()
     options = json.loads(args.options)
+    warnings.filterwarnings("ignore", category=NumericalWarning)  # jitter notes, both sides
     torch.set_num_threads(1)  # ../shared/FACTS.md: 1 thread is 3-150x faster here
 
     rows = []
