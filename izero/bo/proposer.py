@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -121,6 +122,7 @@ class BatchProposer:
         train_z = torch.stack([o.z.to(device, COMPUTE_DTYPE) for o in observations])
         train_y = torch.stack([o.y.to(device, COMPUTE_DTYPE) for o in observations])
         train_s = torch.stack([o.s.to(device, COMPUTE_DTYPE) for o in observations])
+        start = time.perf_counter()
         saved = [self._hyper.get(k) for k in keys] if (opts.warm_start and keys) else []
         warm = sum(h is not None for h in saved)
         # every task warm: a few iterations suffice; any cold task needs the full fit
@@ -152,6 +154,7 @@ class BatchProposer:
         if keys is not None:
             for t, key in enumerate(keys):
                 self._hyper[key] = task_hyperparameters(model, t)
+        fitted = time.perf_counter()
         if isinstance(model.covar_module.base_kernel, InstructionCoupledKernel):
             acq_model: Model = CoupledPosteriorModel(model)
         else:
@@ -168,11 +171,13 @@ class BatchProposer:
             acq, train_z=train_z, train_y=train_y, q=q, seeds=seeds, options=opts
         )
         logger.debug(
-            "proposed q=%d for %d tasks (n=%d, warm=%d): log-acq %s",
+            "proposed q=%d for %d tasks (n=%d, warm=%d) in %.2f s (fit %.2f s): log-acq %s",
             q,
             len(observations),
             train_z.shape[1],
             warm,
+            time.perf_counter() - start,
+            fitted - start,
             values.tolist(),
         )
         out = []
