@@ -127,19 +127,23 @@ class BatchProposer:
         warm = sum(h is not None for h in saved)
         # every task warm: a few iterations suffice; any cold task needs the full fit
         maxiter = opts.warm_fit_maxiter if warm and warm == len(saved) else opts.fit_maxiter
+        model = None
         if warm and opts.warm_fresh_start:
-            model, fresh_wins = fit_two_starts(
-                kernel=opts.kernel,
-                train_z=train_z,
-                train_y=train_y,
-                train_s=train_s,
-                warm=saved,
-                maxiter=maxiter,
-                jitter=opts.jitter,
-                learn_z_lengthscale=opts.learn_z_lengthscale,
-            )
-            logger.debug("fresh start beat the warm start for %d tasks", int(fresh_wins.sum()))
-        else:
+            try:
+                model, fresh_wins = fit_two_starts(
+                    kernel=opts.kernel,
+                    train_z=train_z,
+                    train_y=train_y,
+                    train_s=train_s,
+                    warm=saved,
+                    maxiter=maxiter,
+                    jitter=opts.jitter,
+                    learn_z_lengthscale=opts.learn_z_lengthscale,
+                )
+                logger.debug("second start beat the warm start for %d tasks", int(fresh_wins.sum()))
+            except OptimizerError as exc:
+                logger.warning("two-start fit failed (%s); falling back to a warm fit", exc)
+        if model is None:
             model = build_model(
                 kernel=opts.kernel,
                 train_z=train_z,
