@@ -154,7 +154,21 @@ class BatchProposer:
             )
             if warm:
                 load_task_hyperparameters(model, saved)
-            fit_model(model, maxiter=maxiter)
+            try:
+                fit_model(model, maxiter=maxiter)
+            except OptimizerError as exc:
+                if not warm:
+                    raise
+                logger.warning("warm-started fit failed (%s); refitting from scratch", exc)
+                model = build_model(
+                    kernel=opts.kernel,
+                    train_z=train_z,
+                    train_y=train_y,
+                    train_s=train_s,
+                    jitter=opts.jitter,
+                    learn_z_lengthscale=opts.learn_z_lengthscale,
+                )
+                fit_model(model, maxiter=opts.fit_maxiter)
         if keys is not None:
             for t, key in enumerate(keys):
                 self._hyper[key] = task_hyperparameters(model, t)
