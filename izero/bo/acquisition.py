@@ -9,6 +9,7 @@ each task's trajectory does not depend on the other tasks in the group.
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Sequence
 
 import torch
@@ -18,6 +19,7 @@ from botorch.models.model import Model
 from botorch.posteriors import Posterior
 from botorch.sampling.base import MCSampler
 from botorch.utils.sampling import draw_sobol_normal_samples
+from gpytorch.utils.warnings import NumericalWarning
 from torch import Tensor
 from torch.quasirandom import SobolEngine
 
@@ -123,6 +125,28 @@ def raw_candidates(
 
 
 def optimize_acquisition(
+    acq: AcquisitionFunction,
+    *,
+    train_z: Tensor,
+    train_y: Tensor,
+    q: int,
+    seeds: Sequence[int],
+    options: ProposerOptions,
+) -> tuple[Tensor, Tensor]:
+    """:func:`_optimize_acquisition` with GPyTorch's jitter warnings silenced.
+
+    The q-point posterior covariances near evaluated points are nearly singular by design of
+    the coupled kernel; sampling adds jitter (``NumericalWarning``) on most steps, which would
+    flood the driver's logs. Only that warning category is silenced, only here.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NumericalWarning)
+        return _optimize_acquisition(
+            acq, train_z=train_z, train_y=train_y, q=q, seeds=seeds, options=options
+        )
+
+
+def _optimize_acquisition(
     acq: AcquisitionFunction,
     *,
     train_z: Tensor,

@@ -32,6 +32,8 @@ NO_BATCH = torch.Size()
 """Default (empty) hyper-parameter batch shape."""
 DEFAULT_IDENTITY_TOL = 1e-4
 """Tolerance of ``||K_Z^-1 k_Z(Z, Z) - I||_F`` under which ``k(Z, Z) = K_S`` is used."""
+MIN_INIT_LENGTHSCALE = 0.1
+"""Floor of the median-heuristic initial lengthscale of the score-vector kernel."""
 KERNEL_KINDS = ("instruction_coupled", "matern")
 
 
@@ -47,6 +49,24 @@ def matern_kernel(*, ard_num_dims: int, batch_shape: torch.Size = NO_BATCH) -> M
         batch_shape=batch_shape,
         lengthscale_prior=GammaPrior(LENGTHSCALE_PRIOR_CONCENTRATION, LENGTHSCALE_PRIOR_RATE),
     )
+
+
+def median_distance(points: Tensor) -> Tensor:
+    """``batch x 1 x 1`` median pairwise Euclidean distance of ``points: batch x n x m``.
+
+    The initial score-vector lengthscale (median heuristic), at least
+    :data:`MIN_INIT_LENGTHSCALE`: from the default 0.69 many fits stop in a degenerate mode
+    with lengthscales at the prior mode, where distinct score vectors are uncorrelated.
+    """
+    dist = torch.cdist(points.double(), points.double())
+    n = points.shape[-2]
+    upper = torch.triu_indices(n, n, offset=1)
+    pairs = dist[..., upper[0], upper[1]]
+    if pairs.shape[-1] == 0:
+        median = torch.ones(points.shape[:-2], dtype=torch.float64)
+    else:
+        median = pairs.median(dim=-1).values
+    return median.clamp_min(MIN_INIT_LENGTHSCALE).to(points)[..., None, None]
 
 
 class InstructionCoupledKernel(Kernel):
@@ -114,6 +134,10 @@ class InstructionCoupledKernel(Kernel):
                     self.z_kernel.lengthscale, LENGTHSCALE_PRIOR_MODE
                 )
             self.z_kernel.raw_lengthscale.requires_grad_(False)
+        with torch.no_grad():
+            self.s_kernel.lengthscale = median_distance(train_s).expand_as(
+                self.s_kernel.lengthscale
+            )
         self.to(dtype=train_z.dtype, device=train_z.device)
         self._z_cache: tuple[list[Tensor], Tensor, Tensor] | None = None
 

@@ -10,7 +10,7 @@ from torch import Tensor
 from izero.errors import OptimizerError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class TaskObservations:
     """What one task has evaluated so far.
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 
@@ -121,28 +122,28 @@ class BatchProposer:
         train_z = torch.stack([o.z.to(device, COMPUTE_DTYPE) for o in observations])
         train_y = torch.stack([o.y.to(device, COMPUTE_DTYPE) for o in observations])
         train_s = torch.stack([o.s.to(device, COMPUTE_DTYPE) for o in observations])
-        model = build_model(
-            kernel=opts.kernel,
-            train_z=train_z,
-            train_y=train_y,
-            train_s=train_s,
-            jitter=opts.jitter,
-        )
+        start = time.perf_counter()
         saved = [self._hyper.get(k) for k in keys] if (opts.warm_start and keys) else []
         warm = sum(h is not None for h in saved)
+        # every task warm: a few iterations suffice; any cold task needs the full fit
+        maxiter = opts.warm_fit_maxiter if warm and warm == len(saved) else opts.fit_maxiter
+        model = None
         if warm and opts.warm_fresh_start:
-            model, fresh_wins = fit_two_starts(
-                kernel=opts.kernel,
-                train_z=train_z,
-                train_y=train_y,
-                train_s=train_s,
-                warm=saved,
-                maxiter=opts.warm_fit_maxiter,
-                jitter=opts.jitter,
-                learn_z_lengthscale=opts.learn_z_lengthscale,
-            )
-            logger.debug("fresh start beat the warm start for %d tasks", int(fresh_wins.sum()))
-        else:
+            try:
+                model, fresh_wins = fit_two_starts(
+                    kernel=opts.kernel,
+                    train_z=train_z,
+                    train_y=train_y,
+                    train_s=train_s,
+                    warm=saved,
+                    maxiter=maxiter,
+                    jitter=opts.jitter,
+                    learn_z_lengthscale=opts.learn_z_lengthscale,
+                )
+                logger.debug("second start beat the warm start for %d tasks", int(fresh_wins.sum()))
+            except OptimizerError as exc:
+                logger.warning("two-start fit failed (%s); falling back to a warm fit", exc)
+        if model is None:
             model = build_model(
                 kernel=opts.kernel,
                 train_z=train_z,
@@ -153,12 +154,25 @@ class BatchProposer:
             )
             if warm:
                 load_task_hyperparameters(model, saved)
-            fit_model(
-                model, maxiter=opts.warm_fit_maxiter if warm == len(saved) else opts.fit_maxiter
-            )
+            try:
+                fit_model(model, maxiter=maxiter)
+            except OptimizerError as exc:
+                if not warm:
+                    raise
+                logger.warning("warm-started fit failed (%s); refitting from scratch", exc)
+                model = build_model(
+                    kernel=opts.kernel,
+                    train_z=train_z,
+                    train_y=train_y,
+                    train_s=train_s,
+                    jitter=opts.jitter,
+                    learn_z_lengthscale=opts.learn_z_lengthscale,
+                )
+                fit_model(model, maxiter=opts.fit_maxiter)
         if keys is not None:
             for t, key in enumerate(keys):
                 self._hyper[key] = task_hyperparameters(model, t)
+        fitted = time.perf_counter()
         if isinstance(model.covar_module.base_kernel, InstructionCoupledKernel):
             acq_model: Model = CoupledPosteriorModel(model)
         else:
@@ -175,11 +189,13 @@ class BatchProposer:
             acq, train_z=train_z, train_y=train_y, q=q, seeds=seeds, options=opts
         )
         logger.debug(
-            "proposed q=%d for %d tasks (n=%d, warm=%d): log-acq %s",
+            "proposed q=%d for %d tasks (n=%d, warm=%d) in %.2f s (fit %.2f s): log-acq %s",
             q,
             len(observations),
             train_z.shape[1],
             warm,
+            time.perf_counter() - start,
+            fitted - start,
             values.tolist(),
         )
         out = []

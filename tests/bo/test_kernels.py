@@ -11,8 +11,10 @@ from izero.bo.kernels import DEFAULT_JITTER, LENGTHSCALE_PRIOR_MODE
 from izero.bo.posterior import CoupledPosteriorModel
 from izero.errors import OptimizerError
 
-PSD_TOL = {torch.float64: 1e-9, torch.float32: 1e-4}
-"""Smallest eigenvalue allowed, relative to the largest, per dtype."""
+PSD_TOL = {torch.float64: 1e-9, torch.float32: 2e-3}
+"""Most negative eigenvalue allowed, relative to the largest, per dtype. float32 goes through
+``K_Z^-1`` of an ill-conditioned K_Z (lengthscales up to 1.8 on 15 points in 3-d): over 40
+random draws its worst ratio was -5e-4. The proposer computes in float64."""
 
 
 def _data(batch, n, d, m, dtype, seed=0):
@@ -31,12 +33,14 @@ def _randomise(kernel: InstructionCoupledKernel, seed: int) -> None:
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3, 4])
 def test_kernel_is_psd_on_random_inputs(dtype, seed):
     z, s = _data((), 15, 3, 5, dtype, seed)
     kernel = InstructionCoupledKernel(z, s, learn_z_lengthscale=True).to(dtype)
     _randomise(kernel, seed)
-    x = torch.cat([z[:5], (torch.rand(20, 3, dtype=torch.float64) * 2 - 1).to(dtype)])
+    gen = torch.Generator().manual_seed(100 + seed)
+    x = torch.rand(20, 3, generator=gen, dtype=torch.float64) * 2 - 1
+    x = torch.cat([z[:5], x.to(dtype)])
     with torch.no_grad():
         cov = kernel(x, x).to_dense().double()
     assert torch.allclose(cov, cov.mT, atol=1e-12 if dtype == torch.float64 else 1e-5)
