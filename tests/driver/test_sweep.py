@@ -125,3 +125,27 @@ def test_generator_actor_killed_mid_sweep_loses_nothing(ray_local, tmp_path):
     ev = ResultsStore(outcome.uri).read_evaluations().to_pylist()
     budget = cfg.budget.n_init + cfg.budget.n_rounds * cfg.budget.q
     assert sorted(r["eval_index"] for r in ev) == list(range(budget))
+
+
+def test_budget_cap_stops_the_sweep_cleanly_and_resume_finishes_it(ray_local, tmp_path):
+    from izero.blackbox import BudgetExhaustedError
+
+    capped = smoke_config(
+        tmp_path, tasks=["sum"], methods=["instructzero"], blackbox={"max_calls": 30}
+    )
+    with pytest.raises(BudgetExhaustedError, match="max_calls"):
+        run_sweep(capped)
+    store = ResultsStore(capped.output_path)
+    assert not store.is_finished()
+    first = store.read_evaluations().to_pylist()
+    assert sum(r["calls"] for r in first) <= 30
+    # Raising the cap and resuming finishes the sweep; what was recorded stays as it was.
+    resumed = run_sweep(
+        smoke_config(tmp_path, tasks=["sum"], methods=["instructzero"]), resume=True
+    )
+    rows = ResultsStore(resumed.uri).read_evaluations().to_pylist()
+    budget = capped.budget.n_init + capped.budget.n_rounds * capped.budget.q
+    assert sorted(r["eval_index"] for r in rows) == list(range(budget))
+    by_index = {r["eval_index"]: r for r in rows}
+    for r in first:
+        assert by_index[r["eval_index"]]["instruction"] == r["instruction"]
