@@ -46,6 +46,12 @@ def test_ray_job_submit_runs_smoke_sweep(tmp_path):
             "--include-dashboard=true",
             "--num-cpus=4",
             f"--temp-dir={temp_dir}",
+            # Ports of its own: the suite's local Ray already holds the default agent ports.
+            f"--dashboard-agent-listen-port={_free_port()}",
+            f"--dashboard-agent-grpc-port={_free_port()}",
+            f"--runtime-env-agent-port={_free_port()}",
+            f"--metrics-export-port={_free_port()}",
+            f"--ray-client-server-port={_free_port()}",
         ],
         env=env,
         stdout=subprocess.PIPE,
@@ -86,11 +92,12 @@ def test_ray_job_submit_runs_smoke_sweep(tmp_path):
             f"output.path={out}",
             "--no-report",
         ]
-        for _ in range(30):  # the head's job agent comes up a little after the dashboard
+        agent_deadline = time.time() + 90  # the job agent comes up a little after the dashboard
+        while True:
             job = subprocess.run(
                 submit, env=env, capture_output=True, text=True, timeout=420, cwd=REPO
             )
-            if "No available agent" not in job.stdout + job.stderr:
+            if "No available agent" not in job.stdout + job.stderr or time.time() > agent_deadline:
                 break
             time.sleep(2)
         assert job.returncode == 0, job.stdout[-4000:] + job.stderr[-4000:]
