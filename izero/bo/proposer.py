@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 import torch
+from botorch.models import SingleTaskGP
 from botorch.models.model import Model
 from torch import Tensor
 
@@ -109,6 +110,36 @@ class BatchProposer:
                     results[i] = p
         return [r for r in results if r is not None]
 
+    def _cold_fit_or_prior(
+        self, train_z: Tensor, train_y: Tensor, train_s: Tensor, *, failed: bool
+    ) -> SingleTaskGP:
+        """A model fitted from scratch; if even that fit fails, one at its prior-mode
+        hyper-parameters (a valid GP: the round still gets model-based proposals instead of
+        stopping a sweep). ``failed``: a cold fit already failed, go straight to the prior."""
+        opts = self.options
+
+        def fresh() -> SingleTaskGP:
+            return build_model(
+                kernel=opts.kernel,
+                train_z=train_z,
+                train_y=train_y,
+                train_s=train_s,
+                jitter=opts.jitter,
+                learn_z_lengthscale=opts.learn_z_lengthscale,
+            )
+
+        model = fresh()
+        if not failed:
+            try:
+                fit_model(model, maxiter=opts.fit_maxiter)
+                return model
+            except OptimizerError as exc:
+                logger.warning("fit from scratch failed too (%s)", exc)
+        logger.warning("keeping prior-mode hyper-parameters for this proposal")
+        model = fresh()
+        model.eval()
+        return model
+
     def _propose_group(
         self,
         observations: list[TaskObservations],
@@ -157,18 +188,9 @@ class BatchProposer:
             try:
                 fit_model(model, maxiter=maxiter)
             except OptimizerError as exc:
-                if not warm:
-                    raise
-                logger.warning("warm-started fit failed (%s); refitting from scratch", exc)
-                model = build_model(
-                    kernel=opts.kernel,
-                    train_z=train_z,
-                    train_y=train_y,
-                    train_s=train_s,
-                    jitter=opts.jitter,
-                    learn_z_lengthscale=opts.learn_z_lengthscale,
-                )
-                fit_model(model, maxiter=opts.fit_maxiter)
+                if warm:
+                    logger.warning("warm-started fit failed (%s); refitting from scratch", exc)
+                model = self._cold_fit_or_prior(train_z, train_y, train_s, failed=not warm)
         if keys is not None:
             for t, key in enumerate(keys):
                 self._hyper[key] = task_hyperparameters(model, t)

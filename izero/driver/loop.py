@@ -25,6 +25,7 @@ import torch
 from izero.driver.plan import SOFT_PROMPT_METHODS, RunKey
 from izero.driver.progress import Progress
 from izero.driver.state import Evaluation, RunState, mean_or_none
+from izero.errors import OptimizerError
 from izero.tasks import TaskSplits
 
 logger = logging.getLogger(__name__)
@@ -140,18 +141,22 @@ class SweepLoop:
             design = self.backends.sobol(start + n, s.intrinsic_dim, seed=key.seed)
             return design[start:].tolist()
         obs = state.observations()
-        if obs is None or obs[0].shape[0] < 2:
+        if obs is not None and obs[0].shape[0] >= 2:
+            z, y, sv = obs
+            try:
+                proposed = await self.backends.propose(
+                    key=key.id, z=z, y=y, s=sv, q=s.q, seed=key.seed * 1000 + rnd
+                )
+                return proposed.to(torch.float64).tolist()
+            except OptimizerError as err:  # a failed fit must not stop the other runs
+                logger.warning("%s round %d: %s; proposing Sobol points instead", key.id, rnd, err)
+        else:
             # Nothing (or one point) answered: the GP has nothing to learn from; keep exploring.
             logger.warning(
                 "%s: too few answered evaluations for a GP; proposing Sobol points", key.id
             )
-            extra = s.n_init + (rnd - 1) * s.q
-            return self.backends.sobol(extra + s.q, s.intrinsic_dim, seed=key.seed)[extra:].tolist()
-        z, y, sv = obs
-        proposed = await self.backends.propose(
-            key=key.id, z=z, y=y, s=sv, q=s.q, seed=key.seed * 1000 + rnd
-        )
-        return proposed.to(torch.float64).tolist()
+        extra = s.n_init + (rnd - 1) * s.q
+        return self.backends.sobol(extra + s.q, s.intrinsic_dim, seed=key.seed)[extra:].tolist()
 
     async def _ape(self, key: RunKey, splits: TaskSplits, state: RunState) -> None:
         s = self.settings

@@ -165,3 +165,22 @@ def test_sobol_proposer_extends_the_initial_design():
     )
     out = SobolProposer().propose([obs], q=4, seeds=[7])[0]
     torch.testing.assert_close(out, design[8:], rtol=0, atol=0)
+
+
+def test_a_fit_that_fails_everywhere_still_gives_proposals(monkeypatch):
+    """A failed hyper-parameter fit (as BoTorch reports at times for n=250) must not stop a
+    sweep: the proposer falls back to the prior-mode hyper-parameters."""
+    import izero.bo.proposer as proposer_module
+    from izero.bo import BatchProposer, TaskObservations
+    from izero.errors import OptimizerError
+
+    def failing_fit(model, *, maxiter, max_attempts=5):
+        raise OptimizerError("GP hyper-parameter fit failed (simulated)")
+
+    monkeypatch.setattr(proposer_module, "fit_model", failing_fit)
+    g = torch.Generator().manual_seed(0)
+    z = torch.rand(12, 3, generator=g, dtype=torch.float64) * 2 - 1
+    s = (torch.rand(12, 5, generator=g, dtype=torch.float64) > 0.5).double()
+    (points,) = BatchProposer().propose([TaskObservations(z=z, y=s.mean(-1), s=s)], q=4, seeds=[0])
+    assert points.shape == (4, 3) and bool(((points >= -1) & (points <= 1)).all())
+    assert torch.unique(points, dim=0).shape[0] == 4
