@@ -108,7 +108,7 @@ def _propose_in_worker(
     proposer = BatchProposer(options)
     if states:
         proposer.load_state_dict(states)
-    observations = [TaskObservations(z=zi, y=yi, s=si) for zi, yi, si in zip(z, y, s, strict=False)]
+    observations = [TaskObservations(z=zi, y=yi, s=si) for zi, yi, si in zip(z, y, s, strict=True)]
     out = proposer.propose(observations, q=q, seeds=seeds, keys=keys)
     return [t.detach().cpu() for t in out], proposer.state_dict()
 

@@ -216,7 +216,7 @@ class SweepLoop:
         gen_started = time.time()
         if to_generate:
             texts = await self.backends.generate([requests[i] for i in to_generate])
-            instructions.update(zip(to_generate, texts, strict=False))
+            instructions.update(zip(to_generate, texts, strict=True))
             self.progress.generated(len(texts))
 
         # Identical instructions are scored once per run (earlier rounds included).
@@ -231,7 +231,7 @@ class SweepLoop:
                 for instr in unique
             )
         )
-        by_instruction = dict(zip(unique, results, strict=False))
+        by_instruction = dict(zip(unique, results, strict=True))
 
         rows: list[dict[str, Any]] = []
         calls: list[dict[str, Any]] = []
