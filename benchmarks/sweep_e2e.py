@@ -177,7 +177,11 @@ def run_original(args, tasks, server) -> dict:
     finally:
         gen_pool.shutdown()
     k = min(args.original_tasks, len(tasks))
-    return {"measured_s": measured, "tasks_measured": k, "extrapolated_s": measured * len(tasks) / k}
+    return {
+        "measured_s": measured,
+        "tasks_measured": k,
+        "extrapolated_s": measured * len(tasks) / k,
+    }
 
 
 def main(argv=None) -> int:
@@ -226,8 +230,10 @@ def main(argv=None) -> int:
     wall_over_bound = izero["wall_s"] / izero["bound_s"]
     used = izero["requests_ok"] / izero["wall_s"] / (args.rpm / 60.0)
     speedup = original["extrapolated_s"] / izero["wall_s"]
-    print(f"\nsweep: {len(tasks)} tasks, preset {args.preset}, limit {args.rpm:.0f} RPM "
-          f"(1 s windows), latency {args.latency_s} s")
+    print(
+        f"\nsweep: {len(tasks)} tasks, preset {args.preset}, limit {args.rpm:.0f} RPM "
+        f"(1 s windows), latency {args.latency_s} s"
+    )
     print("| order | wall (s) | successful requests | 429s | bound (s) | wall / bound |")
     print("|---|---|---|---|---|---|")
     print(
