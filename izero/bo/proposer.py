@@ -110,6 +110,18 @@ class BatchProposer:
                     results[i] = p
         return [r for r in results if r is not None]
 
+    def _new_model(self, train_z: Tensor, train_y: Tensor, train_s: Tensor) -> SingleTaskGP:
+        """An unfitted ``tasks``-batched GP of the configured kernel on these observations."""
+        opts = self.options
+        return build_model(
+            kernel=opts.kernel,
+            train_z=train_z,
+            train_y=train_y,
+            train_s=train_s,
+            jitter=opts.jitter,
+            learn_z_lengthscale=opts.learn_z_lengthscale,
+        )
+
     def _cold_fit_or_prior(
         self, train_z: Tensor, train_y: Tensor, train_s: Tensor, *, failed: bool
     ) -> SingleTaskGP:
@@ -117,18 +129,7 @@ class BatchProposer:
         hyper-parameters (a valid GP: the round still gets model-based proposals instead of
         stopping a sweep). ``failed``: a cold fit already failed, go straight to the prior."""
         opts = self.options
-
-        def fresh() -> SingleTaskGP:
-            return build_model(
-                kernel=opts.kernel,
-                train_z=train_z,
-                train_y=train_y,
-                train_s=train_s,
-                jitter=opts.jitter,
-                learn_z_lengthscale=opts.learn_z_lengthscale,
-            )
-
-        model = fresh()
+        model = self._new_model(train_z, train_y, train_s)
         if not failed:
             try:
                 fit_model(model, maxiter=opts.fit_maxiter)
@@ -136,7 +137,7 @@ class BatchProposer:
             except OptimizerError as exc:
                 logger.warning("fit from scratch failed too (%s)", exc)
         logger.warning("keeping prior-mode hyper-parameters for this proposal")
-        model = fresh()
+        model = self._new_model(train_z, train_y, train_s)
         model.eval()
         return model
 
@@ -175,14 +176,7 @@ class BatchProposer:
             except OptimizerError as exc:
                 logger.warning("two-start fit failed (%s); falling back to a warm fit", exc)
         if model is None:
-            model = build_model(
-                kernel=opts.kernel,
-                train_z=train_z,
-                train_y=train_y,
-                train_s=train_s,
-                jitter=opts.jitter,
-                learn_z_lengthscale=opts.learn_z_lengthscale,
-            )
+            model = self._new_model(train_z, train_y, train_s)
             if warm:
                 load_task_hyperparameters(model, saved)
             try:

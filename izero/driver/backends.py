@@ -369,7 +369,7 @@ class Backends:
             return await self.scoring.score(instruction, examples, metric, tag=tag)
 
     async def propose(
-        self, *, key: str, z: torch.Tensor, y: torch.Tensor, s: torch.Tensor, q: int, seed: int
+        self, *, key: str, z: torch.Tensor, y: torch.Tensor, s: torch.Tensor, seed: int
     ) -> torch.Tensor:
         seed += self.config.optimizer.seed_offset
         return await self.proposals.propose(key=key, z=z, y=y, s=s, seed=seed)

@@ -40,9 +40,6 @@ class LoopSettings:
     q: int
     intrinsic_dim: int
     ape_temperature: float
-    generator_model: str
-    blackbox_model: str
-    sweep: str
 
 
 @dataclass
@@ -88,7 +85,7 @@ class SweepLoop:
         """One (task, method, seed) run: its rounds, then the test score of its best instruction."""
         done = self.recorder.summary(key)
         if done is not None:
-            self.progress.run_finished(key, done.get("best_dev_score"), resumed=True)
+            self.progress.run_finished(key, done.get("best_dev_score"))
             return RunOutcome(
                 key,
                 done.get("best_instruction"),
@@ -133,19 +130,15 @@ class SweepLoop:
         await self.recorder.save_checkpoint(key, data)
 
     async def _proposals(self, key: RunKey, rnd: int, state: RunState) -> list[list[float]]:
-        s = self.settings
         if rnd == 0 or key.method == "random":
             # Both methods share the Sobol prefix; "random" continues the same sequence.
-            start = 0 if rnd == 0 else s.n_init + (rnd - 1) * s.q
-            n = s.n_init if rnd == 0 else s.q
-            design = self.backends.sobol(start + n, s.intrinsic_dim, seed=key.seed)
-            return design[start:].tolist()
+            return self._sobol_round(key, rnd)
         obs = state.observations()
         if obs is not None and obs[0].shape[0] >= 2:
             z, y, sv = obs
             try:
                 proposed = await self.backends.propose(
-                    key=key.id, z=z, y=y, s=sv, q=s.q, seed=key.seed * 1000 + rnd
+                    key=key.id, z=z, y=y, s=sv, seed=key.seed * 1000 + rnd
                 )
                 return proposed.to(torch.float64).tolist()
             except OptimizerError as err:  # a failed fit must not stop the other runs
@@ -155,8 +148,14 @@ class SweepLoop:
             logger.warning(
                 "%s: too few answered evaluations for a GP; proposing Sobol points", key.id
             )
-        extra = s.n_init + (rnd - 1) * s.q
-        return self.backends.sobol(extra + s.q, s.intrinsic_dim, seed=key.seed)[extra:].tolist()
+        return self._sobol_round(key, rnd)
+
+    def _sobol_round(self, key: RunKey, rnd: int) -> list[list[float]]:
+        """Round ``rnd``'s slice of the run's Sobol sequence (``n_init``, then ``q`` a round)."""
+        s = self.settings
+        start = 0 if rnd == 0 else s.n_init + (rnd - 1) * s.q
+        n = s.n_init if rnd == 0 else s.q
+        return self.backends.sobol(start + n, s.intrinsic_dim, seed=key.seed)[start:].tolist()
 
     async def _ape(self, key: RunKey, splits: TaskSplits, state: RunState) -> None:
         s = self.settings

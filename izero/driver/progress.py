@@ -47,7 +47,7 @@ class Progress:
             label = f"{key.task}/{key.method}"
             self.best[label] = max(self.best.get(label, float("-inf")), best.dev_score)
 
-    def run_finished(self, key: RunKey, best_dev: float | None, *, resumed: bool = False) -> None:
+    def run_finished(self, key: RunKey, best_dev: float | None) -> None:
         self.runs_done += 1
         if best_dev is not None:
             label = f"{key.task}/{key.method}"

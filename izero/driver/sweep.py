@@ -145,9 +145,6 @@ def run_sweep(
             q=b.q,
             intrinsic_dim=config.generator.intrinsic_dim,
             ape_temperature=config.generator.ape_temperature,
-            generator_model=config.generator.model,
-            blackbox_model=backends.blackbox_model,
-            sweep=config.name,
         )
         loop = SweepLoop(settings=settings, backends=backends, recorder=recorder, progress=progress)
         outcomes = asyncio.run(_run_with_progress(loop, runs, progress, on_progress))
