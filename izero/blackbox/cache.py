@@ -21,6 +21,24 @@ from typing import Any
 CACHE_FILE_NAME = "blackbox_cache.sqlite"
 """File name of the cache inside the directory the driver passes (the run's output dir)."""
 BUSY_TIMEOUT_MS = 30_000
+LOCKED_RETRY_S = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
+"""Waits before retrying a statement SQLite refused with "database is locked" at once.
+
+SQLite skips the busy handler where waiting could deadlock (a reader upgrading to a writer,
+e.g. ``CREATE TABLE IF NOT EXISTS`` or an insert while another process is writing, or WAL
+recovery), so ``busy_timeout`` alone does not cover several processes opening one cache."""
+
+
+def _execute(conn: sqlite3.Connection, sql: str, params: Sequence[Any] = ()) -> sqlite3.Cursor:
+    """``conn.execute`` that retries a statement refused as locked, a bounded number of times."""
+    for wait in (*LOCKED_RETRY_S, None):
+        try:
+            return conn.execute(sql, params)
+        except sqlite3.OperationalError as err:
+            if wait is None or ("locked" not in str(err) and "busy" not in str(err)):
+                raise
+            time.sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def request_key(
@@ -58,18 +76,20 @@ class ResponseCache:
             check_same_thread=False,
             isolation_level=None,
         )
-        self._conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-        self._conn.execute("PRAGMA journal_mode=WAL")
-        self._conn.execute("PRAGMA synchronous=NORMAL")
-        self._conn.execute(
+        _execute(self._conn, f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        _execute(self._conn, "PRAGMA journal_mode=WAL")
+        _execute(self._conn, "PRAGMA synchronous=NORMAL")
+        _execute(
+            self._conn,
             "CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, text TEXT NOT NULL, "
             "prompt_tokens INTEGER NOT NULL, completion_tokens INTEGER NOT NULL, "
-            "model TEXT NOT NULL, created REAL NOT NULL)"
+            "model TEXT NOT NULL, created REAL NOT NULL)",
         )
 
     def get(self, key: str) -> CachedAnswer | None:
         with self._lock:
-            row = self._conn.execute(
+            row = _execute(
+                self._conn,
                 "SELECT text, prompt_tokens, completion_tokens FROM responses WHERE key = ?",
                 (key,),
             ).fetchone()
@@ -77,7 +97,8 @@ class ResponseCache:
 
     def put(self, key: str, answer: CachedAnswer, *, model: str) -> None:
         with self._lock:
-            self._conn.execute(
+            _execute(
+                self._conn,
                 "INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?, ?)",
                 (
                     key,
@@ -91,7 +112,7 @@ class ResponseCache:
 
     def __len__(self) -> int:
         with self._lock:
-            return int(self._conn.execute("SELECT COUNT(*) FROM responses").fetchone()[0])
+            return int(_execute(self._conn, "SELECT COUNT(*) FROM responses").fetchone()[0])
 
     def close(self) -> None:
         with self._lock:

@@ -212,11 +212,12 @@ class ScoringPool:
             status, payload = await self.workers[index].score.remote(
                 instruction, tuple(examples), metric, dict(tag) if tag else None
             )
-        except Exception as err:  # a worker process died
+        except Exception as err:  # a worker process died, or raised an unexpected error
+            cause = getattr(err, "cause", None) or err
             raise BlackBoxError(
                 f"scoring worker {index} for {self.config.endpoint} failed: "
-                f"{type(err).__name__}. Fix: see the Ray worker logs; the run can be resumed "
-                "(paid answers are cached)"
+                f"{type(err).__name__}({type(cause).__name__}: {str(cause)[:200]}). Fix: see "
+                "the Ray worker logs; the run can be resumed (paid answers are cached)"
             ) from None
         finally:
             self._load[index] -= 1
