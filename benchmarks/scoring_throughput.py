@@ -8,9 +8,11 @@ enough instructions to keep the pool busy for about ``--seconds`` seconds (at le
 ``--min-requests`` requests) and reports, over the span from the first to the last successful
 request: successful requests per minute as a share of the limit, the share of requests
 answered 429, the busiest 1-second window against the per-second limit, lost results (must be
-0) and client CPU per request. The last line is one JSON object with the worst case.
+0) and client CPU per request. ``--busy-cores N`` keeps N cores busy meanwhile, to see how it
+holds up on a shared machine. The last line is one JSON object with the worst case.
 
     PYTHONPATH=. python benchmarks/scoring_throughput.py
+    PYTHONPATH=. python benchmarks/scoring_throughput.py --rpms 10000 --busy-cores 1
     PYTHONPATH=. python benchmarks/scoring_throughput.py --base-url http://host:8000/v1 \\
         --model my-model --rpm 600
 """
@@ -23,6 +25,8 @@ import json
 import math
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import time
 
@@ -47,6 +51,8 @@ def exact(prediction, answers, metric):
 
 
 def run_case(args, rpm: float, workers: int, task: Task, run_index: int) -> dict:
+    import ray
+
     seconds = args.seconds_60 if rpm <= 60 else args.seconds
     n_requests = max(args.min_requests, math.ceil(rpm / 60.0 * seconds))
     n_instr = math.ceil(n_requests / EXAMPLES_PER_INSTRUCTION)
@@ -81,6 +87,7 @@ def run_case(args, rpm: float, workers: int, task: Task, run_index: int) -> dict
         results = asyncio.run(pool.score_many(instructions, examples, "exact_match"))
         wall = time.time() - t0
         after = pool.worker_stats()
+        slowdowns = ray.get(pool.limiter.usage.remote()).slowdowns
     finally:
         pool.close()
         stats = server.stats() if server is not None else None
@@ -127,6 +134,7 @@ def run_case(args, rpm: float, workers: int, task: Task, run_index: int) -> dict
         "cpu_ms_per_req": 1000.0 * cpu / max(1, n_all),
         "wall_s": wall,
         "expired": expired,
+        "slowdowns": slowdowns,
     }
 
 
@@ -155,6 +163,12 @@ def main() -> None:
     )
     parser.add_argument("--min-requests", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=128)
+    parser.add_argument(
+        "--busy-cores",
+        type=int,
+        default=0,
+        help="keep this many CPU cores busy meanwhile (a shared, noisy machine)",
+    )
     args = parser.parse_args()
     if args.base_url and not args.rpm:
         parser.error("--base-url needs --rpm (the limit the server enforces)")
@@ -178,6 +192,9 @@ def main() -> None:
     )
     task = sum_task()
     rows = []
+    hogs = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy_cores)
+    ]
     try:
         for rpm in rpms:
             for workers in worker_counts:
@@ -189,19 +206,23 @@ def main() -> None:
                     flush=True,
                 )
     finally:
+        for hog in hogs:
+            hog.kill()
         ray.shutdown()
         shutil.rmtree(temp_dir, ignore_errors=True)
     where = "client" if args.base_url else f"server, limit enforced per {args.window:g} s"
     print(
         f"\nScoring throughput ({where}; simulated latency {args.latency:g} s; load average "
-        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; share measured over the "
-        "span from first to last successful request, column 'span'; 'late': slots voided because "
-        "the client woke >10 ms late; 'cpu ms/req': CPU of the worker processes, idle Ray "
-        "overhead included, per request)"
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs, {args.busy_cores} kept busy; share "
+        "measured over the span from first to last successful request, column 'span'; 'slow': "
+        "429 episodes that slowed the shared clock; 'late': slots voided because the client "
+        "woke >10 ms late; 'cpu ms/req': CPU of the worker processes, idle Ray overhead "
+        "included, per request)"
     )
     header = (
         f"{'RPM':>7} {'proc':>4} {'reqs':>6} {'span':>7} {'ok/min':>9} {'share':>6} "
-        f"{'429':>6} {'max/1s':>7} {'max/win':>8} {'lost':>4} {'cpu ms/req':>10}"
+        f"{'429':>6} {'slow':>4} {'max/1s':>7} {'max/win':>8} {'lost':>4} {'cpu ms/req':>10} "
+        f"{'late':>5}"
     )
     print(header)
     print("-" * len(header))
@@ -209,6 +230,7 @@ def main() -> None:
         print(
             f"{r['rpm']:>7.0f} {r['workers']:>4d} {r['requests']:>6d} {r['span_s']:>6.1f}s "
             f"{r['ok_per_min']:>9.1f} {r['share_of_limit']:>6.3f} {r['share_429']:>6.2%} "
+            f"{r['slowdowns']:>4d} "
             f"{r['max_1s']:>7d} {r['max_window']:>4d}/{r['limit_window']:<3d} {r['lost']:>4d} "
             f"{r['cpu_ms_per_req']:>10.2f} {r['expired']:>5d}"
         )
@@ -220,6 +242,7 @@ def main() -> None:
         "cpu_ms_per_request": round(max(r["cpu_ms_per_req"] for r in rows), 3),
         "worst_case": {"rpm": worst["rpm"], "workers": worst["workers"]},
         "window_s": None if args.base_url else args.window,
+        "busy_cores": args.busy_cores,
         "cases": len(rows),
     }
     print(json.dumps(summary))

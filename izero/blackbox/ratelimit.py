@@ -5,7 +5,11 @@ spaced, ``interval = max(60 / rpm, tokens * 60 / tpm)`` seconds apart, never bun
 server that enforces a per-minute limit over much shorter windows (60,000 RPM as 1,000 per
 second) sees an even stream. Workers lease slots in chunks covering ``lease_horizon_s`` seconds
 (one round trip per chunk, not per request) and pay back token estimates once the answer's
-``usage`` is known. A 429 pauses everybody (``Retry-After``), slows the clock and ramps it back.
+``usage`` is known. Slot times are absolute on the limiter's monotonic clock, which every
+process on its host shares, so workers whose round trips differ do not bunch; a worker on
+another host places them from half its round trip. A 429 pauses everybody (``Retry-After``),
+slows the clock and ramps it back; one burst of 429s is one slowdown, and only 429 episodes
+closer together than 100 requests (over 1 % rejected) cut the rate hard.
 
 :class:`LimiterCore` is the pure logic (injectable clock, unit-testable with a fake clock);
 :class:`RateLimiterActor` serves it to a Ray cluster; :class:`LocalLimiter` serves it inside
@@ -18,6 +22,7 @@ import asyncio
 import collections
 import logging
 import math
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -30,9 +35,16 @@ SECONDS_PER_MINUTE = 60.0
 SLOWDOWN_ON_429 = 0.98
 """Rate multiplier on an isolated 429 (jitter at a short server window, most likely)."""
 SLOWDOWN_ON_REPEATED_429 = 0.85
-"""Rate multiplier on a 429 within ``REPEATED_429_S`` of the previous pause: the limit is
-lower than configured (and the server sends no ``x-ratelimit-limit-*`` to say so)."""
-REPEATED_429_S = 5.0
+"""Rate multiplier on a 429 episode that follows the previous one within
+``REPEATED_429_REQUESTS`` requests: more than 1 % of requests rejected means the limit is lower
+than configured (and the server sends no ``x-ratelimit-limit-*`` to say so)."""
+REPEATED_429_REQUESTS = 100
+EPISODE_429S = 3
+"""So many 429s inside one episode are no jitter burst: the rate is cut hard at once."""
+EPISODE_RTT_S = 0.25
+"""A 429 episode lasts one lease horizon plus this after its first 429: requests sent on slots
+leased before the slowdown still come back rejected then; they are one event, not several.
+(A 429 comes back without generation, so one round trip, not the model's latency.)"""
 MIN_RATE_FACTOR = 0.25
 RAMP_UP_PER_S = 0.05
 """Share of the limit the rate factor recovers per second after a slowdown."""
@@ -58,13 +70,15 @@ class Settlement:
 
 @dataclass(frozen=True)
 class LimiterUsage:
-    """Totals the limiter has seen: paid calls, tokens, cost, 429s and slots granted."""
+    """Totals the limiter has seen: paid calls, tokens, cost, 429s, slots granted and the
+    slowdowns the 429s caused (one per episode)."""
 
     calls: int
     tokens: int
     cost: float
     rate_limited: int
     slots_granted: int
+    slowdowns: int = 0
 
 
 class LimiterCore:
@@ -102,7 +116,10 @@ class LimiterCore:
         self.rate_factor = 1.0
         self._factor_at = clock()
         self.fatal: BaseException | None = None
-        self._last_429_at = -float("inf")
+        self._last_429_at = -float("inf")  # start of the latest 429 episode
+        self._episode_429s = 0
+        self._last_gap = 0.0
+        self.last_lease_at = self.tat
         # budget: committed (settled) plus outstanding reservations
         self.calls = 0
         self.tokens = 0.0
@@ -111,6 +128,7 @@ class LimiterCore:
         self.res_tokens = 0.0
         self.res_cost = 0.0
         self.rate_limited = 0
+        self.slowdowns = 0
         self.slots_granted = 0
 
     # -- rate ---------------------------------------------------------------------------
@@ -152,6 +170,7 @@ class LimiterCore:
             raise self.fatal
         now = self.clock()
         gap = self.interval(est_tokens if rate_tokens is None else rate_tokens, now)
+        self._last_gap = gap
         n = max(1, int(n))
         if gap > 0:
             n = min(n, max(1, math.floor(self.horizon_s / gap)))
@@ -165,6 +184,7 @@ class LimiterCore:
                 "(answers already paid for are cached)",
             )
         start = max(now, self.tat, self.paused_until)
+        self.last_lease_at = now
         delays = [start + i * gap - now for i in range(n)]
         self.tat = start + n * gap
         self.res_calls += n
@@ -215,17 +235,33 @@ class LimiterCore:
                     self.tat += delta * SECONDS_PER_MINUTE / (self.tpm * factor)
 
     def rate_limited_by_server(self, retry_after_s: float | None) -> None:
-        """A 429 (rate limit): pause every worker for ``retry_after_s`` and slow down."""
+        """A 429 (rate limit): pause every worker for ``retry_after_s`` and slow down.
+
+        One slowdown per episode (:data:`EPISODE_RTT_S`): a lone episode (jitter at a short
+        server window) slows the clock a little; an episode soon after the previous one
+        (:data:`REPEATED_429_REQUESTS`), or one of :data:`EPISODE_429S` 429s, a lot."""
         now = self.clock()
         self.rate_limited += 1
         pause = min(MAX_PAUSE_S, DEFAULT_PAUSE_S if retry_after_s is None else retry_after_s)
-        if now >= self.paused_until:  # count one slowdown per pause, not one per worker
-            repeated = now - self._last_429_at < REPEATED_429_S
-            cut = SLOWDOWN_ON_REPEATED_429 if repeated else SLOWDOWN_ON_429
-            self.rate_factor = max(MIN_RATE_FACTOR, self._factor(now) * cut)
-            self._last_429_at = now
+        episode_end = self._last_429_at + self.horizon_s + EPISODE_RTT_S
+        if now < self.paused_until:
+            pass  # a request sent before the pause we are in: nothing new
+        elif now >= episode_end:
+            self._slow_down(now, now - episode_end < REPEATED_429_REQUESTS * self._last_gap)
+        else:
+            self._episode_429s += 1
+            if self._episode_429s >= EPISODE_429S:
+                self._slow_down(now, True)
         self.paused_until = max(self.paused_until, now + pause)
         self.tat = max(self.tat, self.paused_until)
+
+    def _slow_down(self, now: float, hard: bool) -> None:
+        """Start a 429 episode: cut the rate factor (hard: the limit is lower than thought)."""
+        cut = SLOWDOWN_ON_REPEATED_429 if hard else SLOWDOWN_ON_429
+        self.rate_factor = max(MIN_RATE_FACTOR, self._factor(now) * cut)
+        self._last_429_at = now
+        self._episode_429s = 1
+        self.slowdowns += 1
 
     def server_hint(
         self,
@@ -263,6 +299,7 @@ class LimiterCore:
             cost=self.cost,
             rate_limited=self.rate_limited,
             slots_granted=self.slots_granted,
+            slowdowns=self.slowdowns,
         )
 
 
@@ -280,6 +317,47 @@ def _core_from_config(config, clock=time.monotonic) -> LimiterCore:
     )
 
 
+def _clock_domain() -> str | None:
+    """Who shares this process's ``time.monotonic``: every process of one kernel boot on one
+    host (``None`` where that cannot be told, e.g. outside Linux)."""
+    try:
+        with open("/proc/sys/kernel/random/boot_id", encoding="ascii") as f:
+            boot = f.read().strip()
+    except OSError:
+        return None
+    return f"{boot}@{socket.gethostname()}" if boot else None
+
+
+CLOCK_DOMAIN = _clock_domain()
+
+
+@dataclass(frozen=True)
+class Grant:
+    """Slots granted by one lease: ``delays`` (s) after ``granted_at`` on the limiter's
+    monotonic clock, which a worker in the same ``clock_domain`` shares; any other worker
+    places them from its own clock (see :meth:`LeaseClient._refill`)."""
+
+    delays: list[float]
+    granted_at: float
+    clock_domain: str | None
+
+
+def _grant(core: LimiterCore, n, est_tokens, est_cost, settlements, rate_tokens):
+    """One lease for a limiter front-end: ``("ok", Grant)`` or ``("error", EndpointError)``."""
+    try:
+        delays = core.lease(
+            n,
+            est_tokens=est_tokens,
+            est_cost=est_cost,
+            settlements=settlements,
+            rate_tokens=rate_tokens,
+        )
+    except EndpointError as err:
+        return ("error", err)
+    domain = CLOCK_DOMAIN if core.clock is time.monotonic else None
+    return ("ok", Grant(delays, core.last_lease_at, domain))
+
+
 class LocalLimiter:
     """The limiter inside one process (no Ray), with the async interface of the actor."""
 
@@ -291,19 +369,7 @@ class LocalLimiter:
         return cls(_core_from_config(config))
 
     async def lease(self, n, est_tokens, est_cost, settlements, rate_tokens=None):
-        try:
-            return (
-                "ok",
-                self.core.lease(
-                    n,
-                    est_tokens=est_tokens,
-                    est_cost=est_cost,
-                    settlements=settlements,
-                    rate_tokens=rate_tokens,
-                ),
-            )
-        except EndpointError as err:
-            return ("error", err)
+        return _grant(self.core, n, est_tokens, est_cost, settlements, rate_tokens)
 
     async def settle(self, settlements):
         self.core.settle(settlements)
@@ -330,19 +396,7 @@ class _LimiterActorImpl:
         self.core = _core_from_config(config)
 
     def lease(self, n, est_tokens, est_cost, settlements, rate_tokens=None):
-        try:
-            return (
-                "ok",
-                self.core.lease(
-                    n,
-                    est_tokens=est_tokens,
-                    est_cost=est_cost,
-                    settlements=settlements,
-                    rate_tokens=rate_tokens,
-                ),
-            )
-        except EndpointError as err:
-            return ("error", err)
+        return _grant(self.core, n, est_tokens, est_cost, settlements, rate_tokens)
 
     def settle(self, settlements):
         self.core.settle(settlements)
@@ -494,18 +548,25 @@ class LeaseClient:
             await asyncio.sleep(ahead)
         pending, self._pending = self._pending, []
         rate_tokens = self._rate_tokens(est_tokens)
+        asked_at = time.monotonic()
         status, payload = await self.limiter.lease(
             max(1, self._demand), est_tokens, est_cost, pending, rate_tokens
         )
         if status == "error":
             self.fatal = payload
             raise payload
-        now = time.monotonic()
-        for delay in payload:
-            self._slots.append(now + delay)
+        if payload.clock_domain is not None and payload.clock_domain == CLOCK_DOMAIN:
+            # same host and boot: the limiter's slot times are exact on our clock, so workers
+            # whose round trips differ still send in the order and spacing it granted
+            start = payload.granted_at
+        else:
+            # another host: the grant happened about half a round trip ago
+            start = (asked_at + time.monotonic()) / 2.0
+        for delay in payload.delays:
+            self._slots.append(start + delay)
             self._reserved_local.append((est_tokens, est_cost, rate_tokens))
-        if payload:
-            self._last_slot = now + payload[-1]
+        if payload.delays:
+            self._last_slot = start + payload.delays[-1]
 
     def release(
         self, slot: Slot, *, sent: bool, paid: bool, tokens: float = 0.0, cost: float = 0.0

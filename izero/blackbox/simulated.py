@@ -117,7 +117,8 @@ class SimulatedOptions:
     ``fault_script``: faults for the first admitted requests in order (``"ok"`` = none).
     ``api_key``: the key required (``None`` = any). ``insufficient_quota``: every call gets
     429 ``insufficient_quota``. ``p_floor``/``p_ceiling``: chance of a correct answer for an
-    unrelated / a fully descriptive instruction.
+    unrelated / a fully descriptive instruction. ``limit_headers=False``: no ``x-ratelimit-*``
+    headers (like many self-hosted servers and proxies): a client learns the limit from 429s.
     """
 
     seed: int = 0
@@ -135,6 +136,7 @@ class SimulatedOptions:
     p_floor: float = 0.15
     p_ceiling: float = 0.95
     max_context_tokens: int | None = None
+    limit_headers: bool = True
 
     def __post_init__(self) -> None:
         if isinstance(self.fault_rates, Mapping):
@@ -352,7 +354,9 @@ class _App:
         )
 
     def _limit_headers(self, now: float) -> dict[str, str]:
-        headers = {}
+        headers: dict[str, str] = {}
+        if not self.options.limit_headers:
+            return headers
         if self.req_minute is not None:
             headers["x-ratelimit-limit-requests"] = str(int(self.options.rpm))
             headers["x-ratelimit-remaining-requests"] = str(int(self.req_minute.remaining(now)))
@@ -706,6 +710,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--api-key-env", default=None, help="require the key held in this environment variable"
     )
+    parser.add_argument(
+        "--no-limit-headers",
+        action="store_true",
+        help="send no x-ratelimit-* headers (clients learn the limit from 429s alone)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     tasks = []
@@ -726,6 +735,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         tpm=args.tpm,
         window_s=args.window,
         api_key=api_key,
+        limit_headers=not args.no_limit_headers,
     )
     server = SimulatedServer(tasks, options=options, host=args.host, port=args.port)
     url = server.start()

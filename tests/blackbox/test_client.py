@@ -17,6 +17,7 @@ from izero.blackbox.errors import (
     NotFoundError,
 )
 from izero.blackbox.pool import EndpointScorer
+from izero.blackbox.ratelimit import LocalLimiter
 from izero.blackbox.simulated import max_in_window
 
 from .conftest import MODEL, SECRET_KEY, exact_scorer
@@ -105,6 +106,31 @@ def test_rate_limit_429_is_honoured_and_adopted(make_server, sum_task):
     assert by_status["200"] == 30
     # the x-ratelimit-limit-requests header (300) was adopted: few 429s, not a storm
     assert by_status.get("429", 0) <= 10
+
+
+def test_a_lower_limit_without_headers_is_learned_from_429s(make_server, sum_task):
+    # the server allows 1,200 RPM (20 per second) and says nothing of it in headers; the
+    # client was told 2,400: 429 episodes slow the shared clock until it fits
+    server = make_server(rpm=1200, window_s=1.0, limit_headers=False)
+    config = _config(server, rpm=2400)
+
+    async def go():
+        limiter = LocalLimiter.from_config(config)
+        scorer = EndpointScorer(config, limiter=limiter, scorer=exact_scorer, seed=0)
+        try:
+            return await scorer.score(GOOD, sum_task.induce, "exact_match"), limiter.core
+        finally:
+            await scorer.close()
+
+    result, core = asyncio.run(go())
+    assert result.n_answered == 100 and result.n_failed == 0
+    assert core.rpm == 2400  # nothing adopted from headers
+    assert core.usage().slowdowns >= 2
+    by_status = server.stats()["by_status"]
+    assert by_status["200"] == 100
+    # it converged instead of hammering the server: far fewer 429s than answers
+    assert by_status.get("429", 0) <= 15
+    assert max_in_window(server.stats()["ok_times"], 1.0) <= 20
 
 
 def test_failed_calls_are_failed_not_wrong(make_server, sum_task):

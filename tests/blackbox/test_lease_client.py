@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import time
 
-from izero.blackbox.ratelimit import LeaseClient, LimiterCore, LocalLimiter
+import pytest
+
+from izero.blackbox.ratelimit import CLOCK_DOMAIN, Grant, LeaseClient, LimiterCore, LocalLimiter
 
 
 def _client(rpm: float, **core_kwargs) -> tuple[LeaseClient, LimiterCore]:
@@ -58,3 +61,51 @@ def test_429_voids_only_slots_inside_the_pause():
     assert waited >= 0.25 - 0.005  # nobody sends inside the pause
     assert waited < 1.0
     assert core.usage().rate_limited == 1 and core.res_calls == 0
+
+
+class _SlowLimiter(LocalLimiter):
+    """A limiter whose answers take ``there_s`` to arrive and ``back_s`` to come back, as across
+    Ray processes, and that may say it lives on another host (``foreign``)."""
+
+    def __init__(self, core, there_s: float, back_s: float, foreign: bool):
+        super().__init__(core)
+        self.there_s, self.back_s = there_s, back_s
+        self.foreign = foreign
+        self.grants: list[Grant] = []
+
+    async def lease(self, *args, **kwargs):
+        await asyncio.sleep(self.there_s)
+        status, grant = await super().lease(*args, **kwargs)
+        if self.foreign:
+            grant = dataclasses.replace(grant, clock_domain="another-host")
+        self.grants.append(grant)
+        await asyncio.sleep(self.back_s)
+        return status, grant
+
+
+@pytest.mark.parametrize("foreign", [False, True])
+def test_slots_are_placed_on_the_limiters_clock(foreign):
+    """On one host a worker sends at the exact time the limiter granted, however slowly the
+    answer came back; from another host it places the grant half a round trip back."""
+    core = LimiterCore(rpm=120, tpm=None, margin=0.0, horizon_s=0.1)  # one slot per 0.5 s
+    limiter = _SlowLimiter(core, there_s=0.01, back_s=0.07, foreign=foreign)
+    client = LeaseClient(limiter, horizon_s=0.1, late_tolerance_s=1.0)
+    sends: list[float] = []
+
+    async def main():
+        for _ in range(2):
+            slot = await client.acquire(est_tokens=1, est_cost=0.0)
+            sends.append(time.monotonic())
+            client.release(slot, sent=True, paid=True, tokens=1)
+        await client.close()
+
+    asyncio.run(main())
+    grant = limiter.grants[1]  # the first slot was due at once; the second 0.5 s later
+    assert grant.clock_domain == ("another-host" if foreign else CLOCK_DOMAIN)
+    due = grant.granted_at + grant.delays[0]
+    assert grant.delays[0] > 0.3
+    if CLOCK_DOMAIN is not None and not foreign:
+        assert sends[1] - due == pytest.approx(0.0, abs=0.005)
+    else:
+        # midpoint of the round trip: 30 ms late here (placing it at the answer: 70 ms)
+        assert sends[1] - due == pytest.approx(0.03, abs=0.01)

@@ -117,13 +117,51 @@ def test_fatal_error_stops_later_leases():
 def test_repeated_429s_cut_the_rate_harder_than_a_lone_one():
     clock = FakeClock()
     core = LimiterCore(rpm=600, tpm=None, margin=0.0, horizon_s=0.5, clock=clock)
+    core.lease(1, est_tokens=1, est_cost=0.0)
     core.rate_limited_by_server(0.1)
     lone = core.rate_factor
-    clock.now += 0.2  # the pause is over; another 429 soon after
-    core.rate_limited_by_server(0.1)
     assert lone == pytest.approx(0.98)
-    assert core.rate_factor < lone * 0.9
-    # 429s from several workers inside one pause count once
+    # another worker's 429 inside the pause, and one more from a slot leased before the
+    # slowdown: one episode, one slowdown
+    for at in (0.05, 0.3):
+        clock.now = 1000.0 + at
+        core.rate_limited_by_server(0.01)
+    assert core.slowdowns == 1 and core.rate_factor == pytest.approx(lone, abs=0.02)
+    # a new episode within 100 requests' time (10 s at 600 RPM) of the last: the limit is lower
+    clock.now = 1000.0 + 0.75 + 2.0
+    core.interval(1)  # brings the ramp-up since the first episode to now
     before = core.rate_factor
-    core.rate_limited_by_server(0.1)
-    assert core.rate_factor == before
+    core.rate_limited_by_server(0.01)
+    assert core.rate_factor == pytest.approx(before * 0.85)
+    assert core.usage().slowdowns == 2 and core.usage().rate_limited == 4
+
+
+def test_many_429s_in_one_episode_cut_hard_at_once():
+    clock = FakeClock()
+    core = LimiterCore(rpm=600, tpm=None, margin=0.0, horizon_s=0.5, clock=clock)
+    core.lease(1, est_tokens=1, est_cost=0.0)
+    for i in range(3):  # three 429s 50 ms apart, each after the previous (1 ms) pause
+        clock.now = 1000.0 + 0.05 * i
+        core.rate_limited_by_server(0.001)
+    assert core.slowdowns == 2
+    assert core.rate_factor == pytest.approx(0.98 * 0.85, abs=0.01)
+
+
+@pytest.mark.parametrize("rpm", [600, 10_000])
+def test_sporadic_429s_cost_almost_no_throughput(rpm):
+    """One 429 per 300 requests (0.33 %, jitter at a short server window): each is a lone
+    episode, so the clock stays close to the limit instead of sawing down."""
+    clock = FakeClock()
+    core = LimiterCore(rpm=rpm, tpm=None, margin=0.0, horizon_s=0.5, clock=clock)
+    sends: list[float] = []
+    while len(sends) < 6000:
+        delays = core.lease(10, est_tokens=1, est_cost=0.0)
+        before = len(sends)
+        sends.extend(clock.now + d for d in delays)
+        clock.now = sends[-1]
+        if len(sends) // 300 > before // 300:
+            core.rate_limited_by_server(0.001)
+    assert core.slowdowns >= 19
+    assert core.slowdowns == core.rate_limited  # all lone episodes
+    per_min = (len(sends) - 1) / (sends[-1] - sends[0]) * 60.0
+    assert per_min >= 0.99 * rpm
