@@ -1,0 +1,102 @@
+"""Every benchmark still runs, end to end, at a tiny size, and its last line is the JSON object
+with the headline names its issue gives. (Speed itself is never asserted here: figures come
+from full runs of ``benchmarks/``, recorded in ``benchmarks/RESULTS.md``.)"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(script: str, *args: str, timeout: float = 300) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / script), *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) >= 3, proc.stdout  # a table before the summary
+    return json.loads(lines[-1])
+
+
+def test_generator_throughput_tiny_model():
+    out = _run(
+        "generator_throughput.py",
+        "--batch-sizes", "1,4",
+        "--new-tokens", "4",
+        "--loop-requests", "4",
+        "--repeats", "1",
+    )  # fmt: skip
+    assert out["mode"] == "tiny"
+    assert out["batched_over_batch1"] > 0 and out["best_instructions_per_s"] > 0
+    assert out["best_batch_size"] in (1, 4)
+
+
+def test_generator_throughput_model_shape_path_runs_shrunk_on_cpu():
+    """The GPU path (``--model-shape``) at a 7B shape's vocabulary and proportions, shrunk in
+    depth and width so that it runs here: the memory-bandwidth figures come out."""
+    out = _run(
+        "generator_throughput.py",
+        "--model-shape", "llama-7b",
+        "--num-layers", "1",
+        "--hidden-size", "128",
+        "--device", "cpu",
+        "--dtype", "float32",
+        "--batch-sizes", "1,2",
+        "--new-tokens", "4",
+        "--repeats", "1",
+        "--copy-mib", "8",
+    )  # fmt: skip
+    assert out["mode"] == "model_shape" and out["device"] == "cpu"
+    assert out["shape"]["num_layers"] == 1 and out["shape"]["vocab_size"] == 32000
+    assert [r["batch_size"] for r in out["rows"]] == [1, 2]
+    assert out["copy_bandwidth_gb_s"] > 0 and out["decode_weight_bytes"] > 0
+    assert out["best_bandwidth_share"] > 0
+    assert out["best_decode_tokens_per_s"] > 0
+
+
+def test_scoring_throughput_small_limit(tmp_path):
+    out = _run(
+        "scoring_throughput.py",
+        "--rpms", "1200",
+        "--workers", "1,2",
+        "--seconds", "2",
+        "--latency", "0.02",
+        "--min-requests", "20",
+    )  # fmt: skip
+    assert set(out) >= {"share_of_limit", "share_429", "lost"}
+    assert out["lost"] == 0 and out["cases"] == 2
+    assert 0 < out["share_of_limit"] <= 1.0
+
+
+def test_bo_overhead_small():
+    out = _run("bo_overhead.py", "--n", "25", "--tasks", "2", "--ref-tasks", "1", "--no-cold")
+    assert set(out) >= {"speedup_vs_reference", "acq_value_ratio", "seconds_all_tasks"}
+    assert out["n"] == 25 and out["seconds_all_tasks"] > 0
+
+
+def test_sweep_e2e_small(data_dir):
+    out = _run(
+        "sweep_e2e.py",
+        "--data-dir", str(data_dir),
+        "--tasks", "2",
+        "--preset", "smoke",
+        "--rpm", "6000",
+        "--latency-s", "0.05",
+    )  # fmt: skip
+    assert set(out) >= {"wall_over_bound", "speedup_vs_original_order"}
+    assert out["tasks"] == 2 and out["wall_over_bound"] > 0
