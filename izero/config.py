@@ -303,7 +303,8 @@ class BlackBoxConfig:
     tokens per minute across all workers (None: no limit), ``timeout_s`` seconds per request,
     ``max_retries`` retries of a transient failure, ``concurrency`` requests in flight. Prices
     are per 1000 tokens; ``max_calls``, ``max_total_tokens`` and ``max_cost`` stop a sweep
-    before it spends more (None: no cap).
+    before it spends more (None: no cap). ``num_gpus`` (backend ``hf`` only): GPUs for the
+    model's actor, 0 = CPU; a fraction such as 0.5 shares a GPU with a generator actor.
     """
 
     _SECTION: ClassVar[str] = "blackbox."
@@ -325,6 +326,7 @@ class BlackBoxConfig:
     max_total_tokens: int | None = None
     max_cost: float | None = None
     concurrency: int = DEFAULT_CONCURRENCY
+    num_gpus: float = 0.0
     simulated: SimulatedServerConfig = field(default_factory=SimulatedServerConfig)
 
     def __post_init__(self) -> None:
@@ -389,6 +391,19 @@ class BlackBoxConfig:
             if getattr(self, name) is not None:
                 _int_at_least(s, name, getattr(self, name), 1)
         _opt_positive(s, "max_cost", self.max_cost)
+        _check(
+            _num(self.num_gpus) and self.num_gpus >= 0,
+            f"{s}num_gpus",
+            self.num_gpus,
+            "a number of GPUs >= 0 (a fraction shares one)",
+        )
+        _check(
+            self.num_gpus == 0 or self.backend == "hf",
+            f"{s}num_gpus",
+            self.num_gpus,
+            "0 unless backend is 'hf' (only a local model runs on this cluster's GPUs)",
+            "remove blackbox.num_gpus, or set blackbox.backend: hf",
+        )
 
 
 @dataclass(frozen=True)

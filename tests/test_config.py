@@ -129,6 +129,17 @@ def test_bad_numbers(override: str, field: str, value: str, allowed: str) -> Non
     assert msg.startswith(f"config field '{field}': got {value}; expected {allowed}. Fix: ")
 
 
+def test_blackbox_gpus_only_for_a_local_model() -> None:
+    msg = _error(["blackbox.num_gpus=1"])
+    assert msg == (
+        "config field 'blackbox.num_gpus': got 1.0; expected 0 unless backend is 'hf' (only a "
+        "local model runs on this cluster's GPUs). Fix: remove blackbox.num_gpus, or set "
+        "blackbox.backend: hf"
+    )
+    msg = _error(["blackbox.backend=hf", "blackbox.model=tiny:qwen2", "blackbox.num_gpus=-1"])
+    assert msg.startswith("config field 'blackbox.num_gpus': got -1.0; expected a number of GPUs")
+
+
 def test_missing_endpoint_model_and_url() -> None:
     msg = _error(["blackbox.backend=openai"])
     assert msg == (

@@ -29,16 +29,17 @@ DEFAULT_MAX_NEW_TOKENS = 16
 DEFAULT_MAX_BATCH_SIZE = 16
 DEFAULT_BATCH_WAIT_S = 0.01
 HF_URL_SCHEME = "hf://"
-_DTYPES = ("float32", "bfloat16", "float16")
+_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
 class HFBlackBoxOptions:
     """A local model as the black box.
 
-    ``model_path``: a local folder (or hub id available offline) for ``AutoModelForCausalLM``
-    and ``AutoTokenizer``; ``dtype`` one of float32/bfloat16/float16; ``device`` a torch
-    device string; answers are greedy (temperature 0), at most ``max_new_tokens`` tokens.
+    ``model_path``: a local folder, a Hugging Face id already in the local cache (nothing is
+    downloaded) or ``tiny:<arch>`` (random weights, for tests); ``dtype`` auto (bf16 on CUDA,
+    fp32 on CPU) or float32/bfloat16/float16; ``device`` a torch device string or ``auto``;
+    answers are greedy (temperature 0), at most ``max_new_tokens`` tokens.
     ``use_chat_template``: format messages with the tokenizer's chat template when it has one
     (otherwise the user message is the prompt).
     """
@@ -73,18 +74,17 @@ class _HFModelActor:
     """Ray actor body: loads the model once and answers batches of chat messages."""
 
     def __init__(self, options: HFBlackBoxOptions):
-        import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from izero.hf.loading import load_causal_lm
 
         self.options = options
-        self.tokenizer = AutoTokenizer.from_pretrained(options.model_path)
-        self.tokenizer.padding_side = "left"
-        if self.tokenizer.pad_token is None:
-            self.tokenizer.pad_token = self.tokenizer.eos_token
-        self.model = AutoModelForCausalLM.from_pretrained(
-            options.model_path, dtype=getattr(torch, options.dtype)
-        ).to(options.device)
-        self.model.eval()
+        self.load_error: str | None = None
+        try:
+            self.model, self.tokenizer = load_causal_lm(
+                options.model_path, dtype=options.dtype, device=options.device
+            )
+            self.device = self.model.device
+        except Exception as err:  # kept, so every call says why instead of "actor died"
+            self.load_error = f"{type(err).__name__}: {err}"
         self._queue: asyncio.Queue | None = None
         self._batcher: asyncio.Task | None = None
         self.batches: list[int] = []
@@ -102,7 +102,7 @@ class _HFModelActor:
         import torch
 
         enc = self.tokenizer(list(prompts), return_tensors="pt", padding=True)
-        enc = {k: v.to(self.options.device) for k, v in enc.items()}
+        enc = {k: v.to(self.device) for k, v in enc.items()}
         with torch.no_grad():
             out = self.model.generate(
                 **enc,
@@ -125,6 +125,13 @@ class _HFModelActor:
 
     async def complete(self, messages: list[dict[str, str]]) -> tuple[str, int, int]:
         """One answer; concurrent calls are answered together in batches."""
+        if self.load_error is not None:
+            raise BlackBoxError(
+                f"could not load the local black-box model {self.options.model_path!r}: "
+                f"{self.load_error}. Fix: give a local folder with a causal LM and its tokenizer "
+                "(or an id already in the Hugging Face cache), and a device and dtype this "
+                "machine has"
+            )
         if self._queue is None:
             self._queue = asyncio.Queue()
             self._batcher = asyncio.get_running_loop().create_task(self._run_batches())
@@ -164,7 +171,8 @@ class _HFModelActor:
 
 
 def create_hf_blackbox(options: HFBlackBoxOptions, *, num_cpus: float = 1.0, num_gpus: float = 0.0):
-    """Start the model actor (needs Ray). ``num_gpus=1`` with ``device="cuda"`` on a GPU."""
+    """Start the model actor (needs Ray). ``num_gpus`` > 0 (a fraction shares a GPU) with
+    ``device="cuda"`` or ``"auto"`` puts the model on the GPU Ray assigns."""
     import ray
 
     actor_cls = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_concurrency=1000)(
@@ -212,10 +220,13 @@ class HFChatBackend:
                 [dict(m) for m in messages]
             )
         except Exception as err:
+            cause = getattr(err, "cause", None)  # what the actor raised, under Ray's wrapper
+            if isinstance(cause, BlackBoxError):
+                raise cause from None
             raise BlackBoxError(
                 f"the local model {self.options.model_path} failed to answer "
-                f"({type(err).__name__}). Fix: check that the folder holds a causal LM and its "
-                "tokenizer, and that the device and dtype are available"
+                f"({type(cause or err).__name__}: {cause or err}). Fix: check that the device "
+                "has memory for the model and the batch, or lower blackbox.max_tokens"
             ) from None
         if self.cache is not None:
             self.cache.put(
@@ -239,7 +250,8 @@ class HFChatBackend:
 
 
 class HFScorer:
-    """Scores instructions with a local model actor (created if ``actor`` is ``None``)."""
+    """Scores instructions with a local model actor (created, and stopped by :meth:`close`,
+    if ``actor`` is ``None``)."""
 
     def __init__(
         self,
@@ -248,9 +260,11 @@ class HFScorer:
         actor=None,
         cache_dir: str | Path | None = None,
         scorer: Scorer | None = None,
+        num_gpus: float = 0.0,
     ):
         self.options = options
-        self.actor = actor if actor is not None else create_hf_blackbox(options)
+        self._owns_actor = actor is None
+        self.actor = actor if actor is not None else create_hf_blackbox(options, num_gpus=num_gpus)
         self.cache = ResponseCache(cache_dir) if cache_dir is not None else None
         self.backend = HFChatBackend(options, self.actor, cache=self.cache)
         self.scorer = scorer
@@ -268,5 +282,10 @@ class HFScorer:
         )
 
     def close(self) -> None:
+        """Close the cache; stop the model actor if this scorer started it."""
         if self.cache is not None:
             self.cache.close()
+        if self._owns_actor:
+            import ray
+
+            ray.kill(self.actor)

@@ -228,8 +228,14 @@ def _scoring_backend(config: SweepConfig, server: Any, cache_dir: Path) -> tuple
     if bb.backend == "hf":
         from izero.blackbox import HFBlackBoxOptions, HFScorer
 
-        options = HFBlackBoxOptions(model_path=bb.model, max_new_tokens=bb.max_tokens)
-        return bb.model, HFScorer(options, cache_dir=cache_dir)
+        options = HFBlackBoxOptions(
+            model_path=bb.model,
+            max_new_tokens=bb.max_tokens,
+            device="cuda" if bb.num_gpus > 0 else "cpu",
+            dtype="auto",
+        )
+        scorer = HFScorer(options, cache_dir=cache_dir, num_gpus=bb.num_gpus)
+        return bb.model, scorer
     from izero.blackbox import EndpointConfig, ScoringPool
 
     base_url, model, api_key = bb.base_url, bb.model, None

@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import ray
 
 from izero.blackbox.hf_backend import HFBlackBoxOptions, HFScorer, create_hf_blackbox
-from izero.errors import ConfigError
+from izero.errors import BlackBoxError, ConfigError
 
 from .conftest import exact_scorer
 
@@ -64,6 +65,22 @@ def tiny_llama_dir(tmp_path_factory):
 def test_options_are_validated():
     with pytest.raises(ConfigError, match="dtype"):
         HFBlackBoxOptions(model_path="x", dtype="float8")
+
+
+def test_a_model_that_cannot_load_says_why(ray_local, sum_task, tmp_path):
+    options = HFBlackBoxOptions(model_path=str(tmp_path / "no-such-model"))
+    scorer = HFScorer(options, scorer=exact_scorer)
+    try:
+        with pytest.raises(BlackBoxError) as info:
+            asyncio.run(scorer.score("Add the two numbers", sum_task.induce[:2], "exact_match"))
+    finally:
+        scorer.close()
+    text = str(info.value)
+    assert "could not load the local black-box model" in text and "no-such-model" in text
+    assert "Fix: give a local folder" in text
+    # close() stopped the actor the scorer had started
+    with pytest.raises(ray.exceptions.RayActorError):
+        ray.get(scorer.actor.batch_sizes.remote(), timeout=30)
 
 
 def test_local_model_scores_in_batches(ray_local, tiny_llama_dir, sum_task, tmp_path):

@@ -97,6 +97,29 @@ def test_offline_sweep_writes_every_row(ray_local, tmp_path):
     assert ResultsStore(again.uri).read_evaluations().num_rows == len(ev)
 
 
+def test_sweep_with_a_local_hf_model_as_the_black_box(ray_local, tmp_path):
+    """Backend ``hf``: a (tiny, random) Hugging Face model in a Ray actor answers the queries;
+    every call is recorded and paid for once."""
+    cfg = smoke_config(
+        tmp_path,
+        tasks=["sum"],
+        methods=["instructzero", "manual"],
+        blackbox={"backend": "hf", "model": "tiny:qwen2", "max_tokens": 6, "rpm": None},
+    )
+    outcome = run_sweep(cfg)
+    store = ResultsStore(outcome.uri)
+    summaries = store.read_summaries().to_pylist()
+    ev = store.read_evaluations().to_pylist()
+    calls = store.read_calls().to_pylist()
+    assert store.is_finished() and len(summaries) == 2
+    assert {s["blackbox_model"] for s in summaries} == {"tiny:qwen2"}
+    assert all(s["n_test"] == cfg.budget.n_test for s in summaries)
+    assert all(r["n_failed"] == 0 for r in ev)
+    assert calls and all(c["status"] == "ok" for c in calls)
+    assert all(0 < c["completion_tokens"] <= 6 for c in calls if not c["cached"])
+    assert outcome.progress.calls == sum(1 for c in calls if not c["cached"])
+
+
 def test_generator_actor_killed_mid_sweep_loses_nothing(ray_local, tmp_path):
     import ray
 
