@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from izero.config import SweepConfig, config_to_dict
 from izero.driver.loop import LoopSettings, RunOutcome, SweepLoop
 from izero.driver.plan import SOFT_PROMPT_METHODS, evaluations_per_run, plan_runs
@@ -148,10 +150,25 @@ def run_sweep(
         )
         loop = SweepLoop(settings=settings, backends=backends, recorder=recorder, progress=progress)
         outcomes = asyncio.run(_run_with_progress(loop, runs, progress, on_progress))
+        _compact(store)
         store.mark_finished()
     finally:
         backends.close()
     return SweepOutcome(uri=store.uri, outcomes=outcomes, progress=progress)
+
+
+def _compact(store: ResultsStore) -> None:
+    """One file per task and table instead of one per append; the results are complete
+    either way, so a failure here only warns."""
+    try:
+        store.compact()
+    except (OSError, pa.ArrowException) as err:
+        logger.warning(
+            "results at %s are complete but stay in many small files: compacting them failed "
+            "(%s); ResultsStore(uri).compact() retries it",
+            store.uri,
+            err,
+        )
 
 
 async def _run_with_progress(loop: SweepLoop, runs: list, progress: Progress, on_progress) -> list:

@@ -15,16 +15,22 @@ The tables are plain hive-partitioned Parquet: ``pandas.read_parquet(root + "/ev
 DuckDB: ``read_parquet('<root>/evaluations/*/part-*.parquet', hive_partitioning = true)``;
 polars: ``pl.scan_parquet('<root>/evaluations', hive_partitioning=True)``.
 
-Appends never rewrite a file: each append writes new files under unique names. A file is
+Appends never rewrite a file: each append writes new files under unique names, and
+:meth:`ResultsStore.compact` merges each task's files into one when the sweep ends. A file is
 written under a hidden temporary name (``.tmp-<uuid>-<name>.partial``: readers skip names
 starting with ``.``, and no ``*.parquet`` glob matches it) and moved to its final name once
 complete, so a crash mid-write leaves no partial file visible, and several writers
 (processes, nodes) can append to the same store at once. On object stores (s3://, gs://) the
 move is a server-side copy; an object appears only once complete either way.
 
+Compaction writes the merged file under a hidden name (``.compacting-<uuid>.parquet``, its
+metadata listing the files it replaces), deletes those, then gives it a visible name. The
+readers here take a hidden merged file instead of the files it lists, so they see every row
+exactly once at each step, and the next ``compact`` finishes one that a crash interrupted.
+
 The driver's use: ``ensure_new_sweep(overwrite=...)`` before a new sweep (not on
 ``--resume``), ``write_provenance`` once, ``append_*`` as rows come, ``write_checkpoint``
-after every round, ``mark_finished`` at the end.
+after every round, ``compact`` and ``mark_finished`` at the end.
 """
 
 from __future__ import annotations
@@ -68,6 +74,10 @@ CHECKPOINT_DIR = "checkpoints"
 TEMP_PREFIX = ".tmp-"
 #: Suffix of temporary files.
 TEMP_SUFFIX = ".partial"
+#: Prefix of merged files not yet in place (see ``ResultsStore.compact``).
+COMPACTING_PREFIX = ".compacting-"
+#: Parquet metadata key of a merged file: JSON list of the file names it replaces.
+COMPACTED_FROM_KEY = b"izero.compacted_from"
 #: Parquet compression codec.
 PARQUET_COMPRESSION = "zstd"
 #: Allowed checkpoint names.
@@ -86,6 +96,11 @@ _SORT_KEYS = {
 def _hive_partitioning() -> ds.Partitioning:
     # Explicit string type: a task named "123" must not turn into an int column.
     return ds.partitioning(pa.schema([(PARTITION_COLUMN, pa.string())]), flavor="hive")
+
+
+def _check_table(name: str) -> None:
+    if name not in SCHEMAS:
+        raise ResultsError(f"unknown results table {name!r}; expected one of {sorted(SCHEMAS)}")
 
 
 class ResultsStore:
@@ -233,18 +248,40 @@ class ResultsStore:
 
     def dataset(self, name: str) -> ds.Dataset | None:
         """The ``pyarrow.dataset`` of table ``name`` (None when nothing was written)."""
-        if name not in SCHEMAS:
-            raise ResultsError(f"unknown results table {name!r}; expected one of {sorted(SCHEMAS)}")
+        _check_table(name)
         folder = self.path(name)
         if self.fs.get_file_info(folder).type != pafs.FileType.Directory:
             return None
         return ds.dataset(
-            folder,
+            self._data_files(folder),
             schema=SCHEMAS[name],
             format="parquet",
             filesystem=self.fs,
             partitioning=_hive_partitioning(),
+            partition_base_dir=folder,
         )
+
+    def _data_files(self, folder: str) -> list[str]:
+        """The files holding table ``folder``'s rows, each row once: the visible parts, with
+        a merged file not yet in place standing for the parts it lists."""
+        infos = self.fs.get_file_info(pafs.FileSelector(folder, recursive=True))
+        files = [i for i in infos if i.type == pafs.FileType.File]
+        visible = [i.path for i in files if not i.base_name.startswith((".", "_"))]
+        merging = [
+            i.path
+            for i in files
+            if i.base_name.startswith(COMPACTING_PREFIX) and i.base_name.endswith(".parquet")
+        ]
+        replaced = {
+            f"{path.rpartition('/')[0]}/{old}" for path in merging for old in self._merged(path)
+        }
+        return sorted(p for p in visible if p not in replaced) + sorted(merging)
+
+    def _merged(self, path: str) -> list[str]:
+        """The part names a merged file replaces (from its Parquet metadata)."""
+        with self.fs.open_input_file(path) as f:
+            metadata = pq.read_schema(f).metadata or {}
+        return json.loads(metadata.get(COMPACTED_FROM_KEY, b"[]"))
 
     def _read(
         self,
@@ -262,13 +299,19 @@ class ResultsStore:
             if values is not None:
                 term = ds.field(col).isin(list(values))
                 expr = term if expr is None else expr & term
-        dataset = self.dataset(name)
-        if dataset is None:
-            table = schema.empty_table()
-            if expr is not None:
-                table = table.filter(expr)
-        else:
-            table = dataset.to_table(filter=expr)
+        for attempt in range(3):
+            dataset = self.dataset(name)
+            if dataset is None:
+                table = schema.empty_table()
+                if expr is not None:
+                    table = table.filter(expr)
+                break
+            try:
+                table = dataset.to_table(filter=expr)
+                break
+            except FileNotFoundError:  # a compaction moved a file between listing and reading
+                if attempt == 2:
+                    raise
         if table.num_rows:
             table = table.sort_by([(k, "ascending") for k in _SORT_KEYS[name]])
         table = table.replace_schema_metadata(schema.metadata)
@@ -333,6 +376,79 @@ class ResultsStore:
         return self._read(
             "calls", tasks=tasks, methods=methods, seeds=seeds, filter=filter, columns=columns
         )
+
+    # ----------------------------------------------------------------- compaction
+
+    def compact(self, names: Sequence[str] = tuple(SCHEMAS)) -> dict[str, tuple[int, int]]:
+        """Merge each task's part files of tables ``names`` into one file per task.
+
+        Appends write a file per call, so a long sweep leaves thousands of small files, slow
+        to list and read on object stores. Run this when no other process compacts the same
+        store (the driver does, once the sweep is done); appends meanwhile are safe: files
+        written after the listing are left as they are. Finishes any compaction a crash
+        interrupted.
+
+        Returns: per table, (files before, files after).
+        """
+        report = {}
+        for name in names:
+            if name not in SCHEMAS:
+                raise ResultsError(
+                    f"unknown results table {name!r}; expected one of {sorted(SCHEMAS)}"
+                )
+            folder = self.path(name)
+            if self.fs.get_file_info(folder).type != pafs.FileType.Directory:
+                continue
+            before = after = 0
+            for part_dir in self.fs.get_file_info(pafs.FileSelector(folder)):
+                if part_dir.type != pafs.FileType.Directory:
+                    continue
+                n_before, n_after = self._compact_partition(name, part_dir.path)
+                before, after = before + n_before, after + n_after
+            report[name] = (before, after)
+            if before != after:
+                logger.info("compacted %s: %d files into %d", name, before, after)
+        return report
+
+    def _compact_partition(self, name: str, folder: str) -> tuple[int, int]:
+        infos = self.fs.get_file_info(pafs.FileSelector(folder))
+        for info in infos:  # an earlier compaction's merged file not yet in place
+            if info.base_name.startswith(COMPACTING_PREFIX) and info.base_name.endswith(".parquet"):
+                self._finish_merge(info.path)
+        infos = self.fs.get_file_info(pafs.FileSelector(folder))
+        parts = sorted(
+            i.path
+            for i in infos
+            if i.type == pafs.FileType.File
+            and i.base_name.endswith(".parquet")
+            and not i.base_name.startswith((".", "_"))
+        )
+        if len(parts) < 2:
+            return len(parts), len(parts)
+        tables = []
+        for path in parts:
+            with self.fs.open_input_file(path) as f:
+                tables.append(pq.ParquetFile(f).read())
+        metadata = dict(tables[0].schema.metadata or {})
+        metadata[COMPACTED_FROM_KEY] = json.dumps([p.rpartition("/")[2] for p in parts]).encode()
+        merged = pa.concat_tables([t.replace_schema_metadata(None) for t in tables])
+        keys = [(k, "ascending") for k in _SORT_KEYS[name] if k != PARTITION_COLUMN]
+        merged = merged.sort_by(keys).replace_schema_metadata(metadata)
+        sink = pa.BufferOutputStream()
+        pq.write_table(merged, sink, compression=PARQUET_COMPRESSION)
+        hidden = f"{folder}/{COMPACTING_PREFIX}{uuid.uuid4().hex}.parquet"
+        self._write_bytes_atomic(hidden, sink.getvalue().to_pybytes())
+        self._finish_merge(hidden)
+        return len(parts), 1
+
+    def _finish_merge(self, hidden: str) -> None:
+        """Delete the parts a complete merged file replaces, then put it in place."""
+        folder = hidden.rpartition("/")[0]
+        for old in self._merged(hidden):
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.delete_file(f"{folder}/{old}")
+        final = hidden.rpartition("/")[2].removeprefix(COMPACTING_PREFIX)
+        self.fs.move(hidden, f"{folder}/part-{final}")
 
     # ----------------------------------------------------------------- checkpoints
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -42,6 +43,11 @@ def test_offline_sweep_writes_every_row(ray_local, tmp_path):
 
     assert store.is_finished()
     assert len(summaries) == len(TASKS) * 4
+    # the finished sweep was compacted: one file per task and table, not one per round
+    root = Path(outcome.uri)
+    for table in ("evaluations", "summaries", "calls"):
+        files = sorted(p.relative_to(root / table) for p in (root / table).rglob("*.parquet"))
+        assert [f.parent.name for f in files] == [f"task={t}" for t in sorted(TASKS)], files
     for task in TASKS:
         for method in ("instructzero", "random", "ape"):
             rows = [r for r in ev if r["task"] == task and r["method"] == method]

@@ -241,3 +241,83 @@ def test_finished_marker_and_bad_uris(tmp_path):
         ResultsStore("")
     with pytest.raises(ResultsError, match="unknown results table"):
         store.dataset("nope")
+
+
+def _rows(store: ResultsStore) -> dict[str, list[dict]]:
+    return {
+        "evaluations": store.read_evaluations().to_pylist(),
+        "summaries": store.read_summaries().to_pylist(),
+        "calls": store.read_calls().to_pylist(),
+    }
+
+
+@pytest.mark.parametrize("kind", ["local", "subtree"])
+def test_compact_merges_each_tasks_files_into_one(tmp_path, kind):
+    store, root = {s[1].name: s for s in _stores(tmp_path)}["a" if kind == "local" else "c"]
+    write_synthetic(store)
+    before = _rows(store)
+    n_files = len(_parquet_files(root / "evaluations"))
+    report = store.compact()
+    assert report["evaluations"] == (n_files, 2)
+    assert {p.parent.name for p in _parquet_files(root / "evaluations")} == {
+        "task=antonyms",
+        "task=sum",
+    }
+    assert all(n_after == 2 for _, n_after in report.values())
+    assert _rows(store) == before  # every row once, same values
+    # plain readers agree, and the merged files keep the provenance and field docs
+    assert len(pd.read_parquet(root / "evaluations")) == len(before["evaluations"])
+    schema = pq.read_schema(next(iter(_parquet_files(root / "calls"))))
+    assert PROVENANCE_KEY in schema.metadata and b"doc" in schema.field("status").metadata
+    # appends after a compaction go on as before; compacting again merges them in
+    store.append_evaluations([evaluation_row("sum", "random", 9, 0, 0.5)])
+    assert store.compact(["evaluations"]) == {"evaluations": (3, 2)}
+    assert len(store.read_evaluations().to_pylist()) == len(before["evaluations"]) + 1
+    assert store.compact() == {name: (2, 2) for name in before}  # nothing left to do
+
+
+class _CrashOn:
+    """Delegates to a real filesystem but raises on the ``n``-th call of ``method``."""
+
+    def __init__(self, fs, method: str, n: int):
+        self._fs, self._method, self._left = fs, method, n
+
+    def __getattr__(self, name):
+        real = getattr(self._fs, name)
+        if name != self._method:
+            return real
+
+        def call(*args, **kwargs):
+            self._left -= 1
+            if self._left == 0:
+                raise OSError("killed")
+            return real(*args, **kwargs)
+
+        return call
+
+
+@pytest.mark.parametrize(
+    ("method", "n"),
+    [
+        ("delete_file", 1),  # merged file written under its hidden name, nothing deleted yet
+        ("delete_file", 3),  # two of the replaced files deleted
+        ("move", 2),  # all replaced files deleted, merged file not yet in place
+    ],
+)
+def test_compaction_killed_midway_loses_and_repeats_nothing(tmp_path, monkeypatch, method, n):
+    store = ResultsStore(tmp_path / "s")
+    for i in range(5):
+        store.append_evaluations([evaluation_row("sum", "random", 0, i, 0.1 * i)])
+    before = store.read_evaluations().to_pylist()
+    monkeypatch.setattr(store, "fs", _CrashOn(store.fs, method, n))
+    with pytest.raises(OSError, match="killed"):
+        store.compact(["evaluations"])
+    monkeypatch.undo()
+    folder = tmp_path / "s" / "evaluations" / "task=sum"
+    assert list(folder.glob(".compacting-*.parquet"))  # the merged file, not yet in place
+    # readers see every row exactly once meanwhile
+    assert store.read_evaluations().to_pylist() == before
+    # the next compaction finishes the job
+    assert store.compact(["evaluations"]) == {"evaluations": (1, 1)}
+    assert not list(folder.glob(".*")) and len(list(folder.glob("part-*.parquet"))) == 1
+    assert store.read_evaluations().to_pylist() == before
