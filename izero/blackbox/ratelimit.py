@@ -12,7 +12,7 @@ slows the clock and ramps it back; one burst of 429s is one slowdown, and only 4
 closer together than 100 requests (over 1 % rejected) cut the rate hard.
 
 :class:`LimiterCore` is the pure logic (injectable clock, unit-testable with a fake clock);
-:class:`RateLimiterActor` serves it to a Ray cluster; :class:`LocalLimiter` serves it inside
+:func:`create_limiter_actor` serves it to a Ray cluster; :class:`LocalLimiter` serves it inside
 one process; :class:`LeaseClient` is what a worker process uses.
 """
 
