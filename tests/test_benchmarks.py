@@ -12,13 +12,17 @@ from pathlib import Path
 
 import pytest
 
+from izero.blackbox.simulated import SimulatedOptions, SimulatedServer
+
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _run(script: str, *args: str, timeout: float = 300) -> dict:
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+def _run(
+    script: str, *args: str, timeout: float = 300, env: dict | None = None, secret: str = ""
+) -> dict:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", **(env or {})}
     proc = subprocess.run(
         [sys.executable, str(ROOT / "benchmarks" / script), *args],
         cwd=ROOT,
@@ -28,6 +32,7 @@ def _run(script: str, *args: str, timeout: float = 300) -> dict:
         timeout=timeout,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert not secret or secret not in proc.stdout + proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert len(lines) >= 3, proc.stdout  # a table before the summary
     return json.loads(lines[-1])
@@ -80,6 +85,26 @@ def test_scoring_throughput_small_limit(tmp_path):
     )  # fmt: skip
     assert set(out) >= {"share_of_limit", "share_429", "lost"}
     assert out["lost"] == 0 and out["cases"] == 2
+    assert 0 < out["share_of_limit"] <= 1.0
+
+
+def test_scoring_throughput_against_an_external_server():
+    """``--base-url/--model/--rpm`` with the key from OPENAI_API_KEY: a server this test starts
+    (that enforces its own limit and requires the key) stands in for a real one."""
+    key = "sk-bench-THIS-KEY-MUST-NOT-BE-PRINTED-42"
+    options = SimulatedOptions(model="served-model", rpm=1200, window_s=1.0, api_key=key)
+    with SimulatedServer(options=options, in_subprocess=True) as base_url:
+        out = _run(
+            "scoring_throughput.py",
+            "--base-url", base_url,
+            "--model", "served-model",
+            "--rpm", "1200",
+            "--workers", "1",
+            "--seconds", "2",
+            env={"OPENAI_API_KEY": key},
+            secret=key,
+        )  # fmt: skip
+    assert out["lost"] == 0 and out["cases"] == 1 and out["window_s"] is None
     assert 0 < out["share_of_limit"] <= 1.0
 
 
