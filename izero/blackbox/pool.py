@@ -170,19 +170,26 @@ class ScoringPool:
         seed: int = 0,
     ):
         import ray
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
         if num_workers < 1:
             from izero.errors import ConfigError
 
             raise ConfigError("num_workers", num_workers, "an integer >= 1")
         self.config = config.resolved()
-        self.limiter = create_limiter_actor(self.config, name=limiter_name)
+        node = ray.get_runtime_context().get_node_id()
+        self.limiter = create_limiter_actor(self.config, name=limiter_name, node_id=node)
         worker_cls = ray.remote(
             num_cpus=worker_num_cpus, max_concurrency=WORKER_MAX_CONCURRENCY, max_restarts=0
         )(_ScoringWorker)
+        # On the caller's node: the workers share one cache file on its local disk (the cache
+        # is SQLite), and the limiter's slot times are exact on that node's clock.
+        here = NodeAffinitySchedulingStrategy(node, soft=False)
         cache = str(cache_dir) if cache_dir is not None else None
         self.workers = [
-            worker_cls.remote(self.config, self.limiter, cache, scorer, seed + i)
+            worker_cls.options(scheduling_strategy=here).remote(
+                self.config, self.limiter, cache, scorer, seed + i
+            )
             for i in range(num_workers)
         ]
         self._load = [0] * num_workers

@@ -156,14 +156,15 @@ class LimiterCore:
         settlements: Sequence[Settlement] = (),
         rate_tokens: float | None = None,
     ) -> list[float]:
-        """Grant up to ``n`` slots; returns their delays in seconds from now (ascending).
+        """Grant up to ``n`` slots; returns their delays in seconds from now (ascending), or
+        none while the budget caps are held by reservations not yet settled.
 
         ``est_tokens``/``est_cost``: the budget reservation per call (an upper bound);
         ``rate_tokens``: tokens per call charged to the TPM clock (default ``est_tokens``;
         workers pass their running estimate of actual usage).
 
         Raises the stored fatal error, or :class:`BudgetExhaustedError` when not even one more
-        call fits the budget caps.
+        call fits the budget caps once every reservation is settled.
         """
         self.settle(settlements)
         if self.fatal is not None:
@@ -175,6 +176,9 @@ class LimiterCore:
         if gap > 0:
             n = min(n, max(1, math.floor(self.horizon_s / gap)))
         n = min(n, self._budget_room(est_tokens, est_cost))
+        if n <= 0 and self.res_calls > 0:
+            # the budget is held by reservations, which unused slots give back: ask again soon
+            return []
         if n <= 0:
             raise BudgetExhaustedError(
                 f"budget cap reached: {self._budget_text()}; the next call (about "
@@ -416,13 +420,17 @@ class _LimiterActorImpl:
         return self.core.usage()
 
 
-def create_limiter_actor(config, *, name: str | None = None):
+def create_limiter_actor(config, *, name: str | None = None, node_id: str | None = None):
     """Start the shared limiter actor for ``config`` (needs ``ray.init``); ``name`` makes it
-    findable by other drivers with ``ray.get_actor``."""
+    findable by other drivers with ``ray.get_actor``; ``node_id`` places it on that node (its
+    workers' node: slot times are then exact on their clock)."""
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
     actor_cls = ray.remote(num_cpus=0, max_restarts=0)(_LimiterActorImpl)
-    options = {"name": name, "get_if_exists": True} if name else {}
+    options: dict = {"name": name, "get_if_exists": True} if name else {}
+    if node_id is not None:
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=True)
     return actor_cls.options(**options).remote(config)
 
 
@@ -471,6 +479,11 @@ from 60 to 10,000 RPM."""
 MAX_EXPIRED_SLOTS = 8
 """After this many void slots in a row a call goes on the next one regardless (no livelock
 under a persistently lagging loop; the server's 429 then slows everybody down)."""
+BUDGET_WAIT_S = 0.1
+"""Wait before asking again while the budget caps are held by other workers' reservations."""
+STALE_GRACE_S = 0.05
+"""After a lease's last slot (plus the late tolerance and this), its unused slots are refunded:
+an idle worker must not hold budget another worker could spend."""
 USAGE_EWMA_WEIGHT = 0.2
 """Weight of the newest call in the running actual/estimated token ratio."""
 USAGE_SAFETY = 1.05
@@ -565,8 +578,24 @@ class LeaseClient:
         for delay in payload.delays:
             self._slots.append(start + delay)
             self._reserved_local.append((est_tokens, est_cost, rate_tokens))
-        if payload.delays:
-            self._last_slot = start + payload.delays[-1]
+        if not payload.delays:  # the budget is held by reservations elsewhere
+            await asyncio.sleep(BUDGET_WAIT_S)
+            return
+        self._last_slot = start + payload.delays[-1]
+        expire_in = self._last_slot - time.monotonic() + self.late_tolerance_s + STALE_GRACE_S
+        asyncio.get_running_loop().call_later(max(0.0, expire_in), self._refund_stale)
+
+    def _refund_stale(self) -> None:
+        """Refund slots too late to be used (nobody took them in time) and book it soon."""
+        stale = time.monotonic() - self.late_tolerance_s
+        refunded = 0
+        while self._slots and self._slots[0] < stale:
+            self._slots.popleft()
+            tokens, cost, _ = self._reserved_local.popleft()
+            self._pending.append(Settlement(tokens, 0.0, cost, 0.0, False, False))
+            refunded += 1
+        if refunded:
+            self._schedule_flush()
 
     def release(
         self, slot: Slot, *, sent: bool, paid: bool, tokens: float = 0.0, cost: float = 0.0
@@ -584,6 +613,9 @@ class LeaseClient:
                 slot.est_tokens, actual_tokens, slot.est_cost, cost, sent, paid, slot.rate_tokens
             )
         )
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
         if self._flush_task is None or self._flush_task.done():
             self._flush_task = asyncio.get_running_loop().create_task(self._flush_later())
 

@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from izero.blackbox.errors import BudgetExhaustedError
 from izero.blackbox.ratelimit import CLOCK_DOMAIN, Grant, LeaseClient, LimiterCore, LocalLimiter
 
 
@@ -109,3 +110,31 @@ def test_slots_are_placed_on_the_limiters_clock(foreign):
     else:
         # midpoint of the round trip: 30 ms late here (placing it at the answer: 70 ms)
         assert sends[1] - due == pytest.approx(0.03, abs=0.01)
+
+
+def test_budget_held_by_an_idle_worker_goes_to_a_busy_one():
+    """Worker A leased the whole cap (5 calls) and then needed one; its unused slots are
+    refunded once they pass, so worker B spends the rest, and only then is the cap reached."""
+    core = LimiterCore(rpm=600, tpm=None, margin=0.0, horizon_s=0.5, max_calls=5)
+    limiter = LocalLimiter(core)
+    a = LeaseClient(limiter, horizon_s=0.5)
+    b = LeaseClient(limiter, horizon_s=0.5)
+
+    async def call(client):
+        slot = await client.acquire(est_tokens=1, est_cost=0.0)
+        client.release(slot, sent=True, paid=True, tokens=1)
+
+    async def main():
+        a._demand = 5  # as if five calls were waiting when it leased
+        await a._refill(1, 0.0)
+        a._demand = 0
+        assert len(a._slots) == 5 and core.res_calls == 5
+        await call(a)
+        await asyncio.wait_for(asyncio.gather(*(call(b) for _ in range(4))), timeout=5)
+        with pytest.raises(BudgetExhaustedError, match="max_calls=5"):
+            await call(b)
+        await a.close()
+        await b.close()
+
+    asyncio.run(main())
+    assert core.usage().calls == 5 and core.res_calls == 0
