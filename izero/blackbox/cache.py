@@ -110,6 +110,39 @@ class ResponseCache:
                 ),
             )
 
+    def entries_after(self, rowid: int) -> tuple[list[tuple], int]:
+        """Entries stored after ``rowid`` as ``(key, text, prompt_tokens, completion_tokens,
+        model, created)`` tuples, and the last rowid (to copy the cache elsewhere in steps)."""
+        with self._lock:
+            rows = _execute(
+                self._conn,
+                "SELECT rowid, key, text, prompt_tokens, completion_tokens, model, created "
+                "FROM responses WHERE rowid > ? ORDER BY rowid",
+                (rowid,),
+            ).fetchall()
+        return [tuple(r[1:]) for r in rows], (rows[-1][0] if rows else rowid)
+
+    def put_entries(self, entries: Sequence[tuple]) -> int:
+        """Add entries as :meth:`entries_after` returns them (known keys are kept); returns
+        how many were new."""
+        with self._lock:
+            before = self._conn.total_changes
+            _execute(self._conn, "BEGIN IMMEDIATE")  # the write lock first, with retries
+            try:
+                self._conn.executemany(
+                    "INSERT OR IGNORE INTO responses VALUES (?, ?, ?, ?, ?, ?)", entries
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            return self._conn.total_changes - before
+
+    def last_rowid(self) -> int:
+        with self._lock:
+            row = _execute(self._conn, "SELECT MAX(rowid) FROM responses").fetchone()
+        return int(row[0] or 0)
+
     def __len__(self) -> int:
         with self._lock:
             return int(_execute(self._conn, "SELECT COUNT(*) FROM responses").fetchone()[0])

@@ -211,7 +211,7 @@ class ChatClient:
     async def complete(self, messages: Sequence[Mapping[str, str]]) -> CallOutcome:
         """One chat completion: from the cache if this exact request was paid for before."""
         key = request_key(
-            base_url=self.config.base_url,
+            base_url=self.config.cache_url or self.config.base_url,
             model=self.config.model,
             params=self._params,
             messages=messages,

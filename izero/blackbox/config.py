@@ -71,6 +71,8 @@ class EndpointConfig:
     money units per 1,000 tokens. Budget caps (``max_calls``, ``max_total_tokens``,
     ``max_cost``) stop the run before a call could exceed them. ``api_key`` is resolved from
     the environment variable ``api_key_env`` when not given and is never shown.
+    ``cache_url``: what the response cache keys on instead of ``base_url``, for a server whose
+    address changes from run to run but that answers alike (the simulated one).
     """
 
     base_url: str
@@ -95,6 +97,7 @@ class EndpointConfig:
     backoff_base_s: float = DEFAULT_BACKOFF_BASE_S
     backoff_cap_s: float = DEFAULT_BACKOFF_CAP_S
     extra_body: tuple[tuple[str, Any], ...] | Mapping[str, Any] = ()
+    cache_url: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.base_url, str) or not self.base_url.startswith(

@@ -238,9 +238,11 @@ def _scoring_backend(config: SweepConfig, server: Any, cache_dir: Path) -> tuple
         return bb.model, scorer
     from izero.blackbox import EndpointConfig, ScoringPool
 
-    base_url, model, api_key = bb.base_url, bb.model, None
+    base_url, model, api_key, cache_url = bb.base_url, bb.model, None, None
     if server is not None:
         base_url, api_key, model = server.base_url, SIMULATED_API_KEY, model or SIMULATED_MODEL
+        # its port changes from run to run, its answers do not: a resume hits the cache
+        cache_url = f"simulated://seed={bb.simulated.seed}"
     endpoint = EndpointConfig(
         base_url=base_url,
         model=model,
@@ -259,6 +261,7 @@ def _scoring_backend(config: SweepConfig, server: Any, cache_dir: Path) -> tuple
         max_total_tokens=bb.max_total_tokens,
         max_cost=bb.max_cost,
         concurrency=bb.concurrency,
+        cache_url=cache_url,
     )
     return model, ScoringPool(endpoint, cache_dir=cache_dir)
 

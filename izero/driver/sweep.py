@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 import pyarrow as pa
 
 from izero.config import SweepConfig, config_to_dict
+from izero.driver.cache_backup import BACKUP_INTERVAL_S, CacheBackup
 from izero.driver.loop import LoopSettings, RunOutcome, SweepLoop
 from izero.driver.plan import SOFT_PROMPT_METHODS, evaluations_per_run, plan_runs
 from izero.driver.progress import Progress
@@ -44,7 +46,8 @@ def _cache_dir(config: SweepConfig, store: ResultsStore) -> Path:
     """The response cache lives with the results when they are local, else on local disk.
 
     For object-store results (s3://, gs://) the cache is kept in a local folder named after the
-    sweep (``IZERO_CACHE_DIR`` or the temp dir), since SQLite needs a local file.
+    sweep (``IZERO_CACHE_DIR`` or the temp dir), since SQLite needs a local file, and copied
+    into the results as the sweep goes (:mod:`izero.driver.cache_backup`).
     """
     if "://" not in store.uri or store.uri.startswith("file://"):
         return Path(store.path(CACHE_DIR_NAME))
@@ -130,7 +133,10 @@ def run_sweep(
         from izero.driver.backends import Backends
 
         factory = Backends
-    backends = factory(config=config, tasks=tasks, cache_dir=_cache_dir(config, store))
+    cache_dir = _cache_dir(config, store)
+    backup = CacheBackup(store, cache_dir)
+    backup.restore()
+    backends = factory(config=config, tasks=tasks, cache_dir=cache_dir)
     try:
         recorder = Recorder(
             store=store,
@@ -149,11 +155,12 @@ def run_sweep(
             ape_temperature=config.generator.ape_temperature,
         )
         loop = SweepLoop(settings=settings, backends=backends, recorder=recorder, progress=progress)
-        outcomes = asyncio.run(_run_with_progress(loop, runs, progress, on_progress))
+        outcomes = asyncio.run(_run_with_progress(loop, runs, progress, on_progress, backup))
         _compact(store)
         store.mark_finished()
     finally:
         backends.close()
+        backup.close()
     return SweepOutcome(uri=store.uri, outcomes=outcomes, progress=progress)
 
 
@@ -171,14 +178,20 @@ def _compact(store: ResultsStore) -> None:
         )
 
 
-async def _run_with_progress(loop: SweepLoop, runs: list, progress: Progress, on_progress) -> list:
+async def _run_with_progress(
+    loop: SweepLoop, runs: list, progress: Progress, on_progress, backup: CacheBackup
+) -> list:
     async def report() -> None:
+        last_backup = time.monotonic()
         while True:
             await asyncio.sleep(PROGRESS_INTERVAL_S)
             if on_progress is not None:
                 on_progress(progress)
             else:
                 logger.info("%s", progress.line())
+            if time.monotonic() - last_backup >= BACKUP_INTERVAL_S:
+                last_backup = time.monotonic()
+                await _backup(backup)
 
     reporter = asyncio.create_task(report())
     try:
@@ -187,6 +200,14 @@ async def _run_with_progress(loop: SweepLoop, runs: list, progress: Progress, on
         reporter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reporter
+        await _backup(backup)  # also when the sweep stops on an error: answers paid so far
+
+
+async def _backup(backup: CacheBackup) -> None:
+    try:
+        await asyncio.to_thread(backup.sync)
+    except Exception as err:  # the sweep goes on; the next sync copies what this one missed
+        logger.warning("copying the response cache to the results failed (%s)", err)
 
 
 def _with_metric(splits: Any, metric: str) -> Any:

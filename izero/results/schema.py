@@ -161,6 +161,20 @@ _CALL_COLUMNS = (
     _Column("cached", pa.bool_(), False, "Answered from the response cache (no request sent)."),
 )
 
+#: The black-box response cache, copied into the results when it lives elsewhere (results on
+#: object storage, cache on the driver's disk), so a resume on another machine pays nothing
+#: twice. Not a results table: no task column, no partitions.
+CACHE_BACKUP_SCHEMA = pa.schema(
+    [
+        pa.field("key", pa.string(), False),
+        pa.field("text", pa.string(), False),
+        pa.field("prompt_tokens", pa.int64(), False),
+        pa.field("completion_tokens", pa.int64(), False),
+        pa.field("model", pa.string(), False),
+        pa.field("created", pa.float64(), False),
+    ]
+)
+
 #: One row per evaluated instruction.
 EVALUATIONS_SCHEMA = _schema("evaluations", _EVALUATION_COLUMNS)
 #: One row per (task, method, seed).

@@ -7,6 +7,8 @@ Layout under the store's root::
     calls/task=<task>/part-<uuid>.parquet         one row per black-box call
     provenance.json                               config, seeds, versions, git commit
     checkpoints/<name>.json                       small JSON checkpoints (driver, per round)
+    blackbox_cache/part-<uuid>.parquet            copy of the response cache, when it lives
+                                                  off the results (object storage)
     _FINISHED                                     marker written when the sweep is complete
 
 The tables are plain hive-partitioned Parquet: ``pandas.read_parquet(root + "/evaluations")``,
@@ -55,6 +57,7 @@ import pyarrow.parquet as pq
 from izero.errors import ResultsError
 from izero.results.provenance import Provenance
 from izero.results.schema import (
+    CACHE_BACKUP_SCHEMA,
     PARTITION_COLUMN,
     PROVENANCE_KEY,
     SCHEMAS,
@@ -74,6 +77,8 @@ CHECKPOINT_DIR = "checkpoints"
 TEMP_PREFIX = ".tmp-"
 #: Suffix of temporary files.
 TEMP_SUFFIX = ".partial"
+#: Folder of the response-cache copy.
+CACHE_BACKUP_DIR = "blackbox_cache"
 #: Prefix of merged files not yet in place (see ``ResultsStore.compact``).
 COMPACTING_PREFIX = ".compacting-"
 #: Parquet metadata key of a merged file: JSON list of the file names it replaces.
@@ -90,6 +95,7 @@ _SORT_KEYS = {
     "evaluations": ["task", "method", "seed", "eval_index"],
     "summaries": ["task", "method", "seed"],
     "calls": ["started_at", "task", "method", "seed"],
+    CACHE_BACKUP_DIR: ["key"],
 }
 
 
@@ -377,6 +383,42 @@ class ResultsStore:
             "calls", tasks=tasks, methods=methods, seeds=seeds, filter=filter, columns=columns
         )
 
+    # ----------------------------------------------------------------- response-cache copy
+
+    def append_cache_backup(self, entries: Sequence[tuple]) -> str | None:
+        """Add response-cache entries (``ResponseCache.entries_after`` tuples) to the copy
+        kept with the results; returns the new file's path (None for no entries)."""
+        if not entries:
+            return None
+        names = CACHE_BACKUP_SCHEMA.names
+        table = pa.Table.from_pylist(
+            [dict(zip(names, e, strict=True)) for e in entries], schema=CACHE_BACKUP_SCHEMA
+        )
+        sink = pa.BufferOutputStream()
+        pq.write_table(table, sink, compression=PARQUET_COMPRESSION)
+        path = self.path(CACHE_BACKUP_DIR, f"part-{uuid.uuid4().hex}.parquet")
+        self._write_bytes_atomic(path, sink.getvalue().to_pybytes())
+        return path
+
+    def read_cache_backup(self) -> list[tuple]:
+        """Every entry of the response-cache copy (as :meth:`append_cache_backup` takes)."""
+        folder = self.path(CACHE_BACKUP_DIR)
+        if self.fs.get_file_info(folder).type != pafs.FileType.Directory:
+            return []
+        for attempt in range(3):
+            try:
+                table = ds.dataset(
+                    self._data_files(folder),
+                    schema=CACHE_BACKUP_SCHEMA,
+                    format="parquet",
+                    filesystem=self.fs,
+                ).to_table()
+                break
+            except FileNotFoundError:  # a compaction moved a file between listing and reading
+                if attempt == 2:
+                    raise
+        return [tuple(row.values()) for row in table.to_pylist()]
+
     # ----------------------------------------------------------------- compaction
 
     def compact(self, names: Sequence[str] = tuple(SCHEMAS)) -> dict[str, tuple[int, int]]:
@@ -388,7 +430,7 @@ class ResultsStore:
         written after the listing are left as they are. Finishes any compaction a crash
         interrupted.
 
-        Returns: per table, (files before, files after).
+        Returns: per table (and the response-cache copy), (files before, files after).
         """
         report = {}
         for name in names:
@@ -408,6 +450,9 @@ class ResultsStore:
             report[name] = (before, after)
             if before != after:
                 logger.info("compacted %s: %d files into %d", name, before, after)
+        backup = self.path(CACHE_BACKUP_DIR)
+        if self.fs.get_file_info(backup).type == pafs.FileType.Directory:
+            report[CACHE_BACKUP_DIR] = self._compact_partition(CACHE_BACKUP_DIR, backup)
         return report
 
     def _compact_partition(self, name: str, folder: str) -> tuple[int, int]:
