@@ -37,11 +37,17 @@ class CacheBackup:
         return self._cache
 
     def restore(self) -> int:
-        """Put the copy's entries into the local cache; returns how many were missing."""
+        """Put the copy's entries into the local cache, and local entries the copy lacks (the
+        last ones before a crash on this same disk) into the copy; returns how many entries
+        the local cache was missing."""
         if not self.enabled:
             return 0
         cache = self._open()
-        added = cache.put_entries(self.store.read_cache_backup())
+        copied = self.store.read_cache_backup()
+        known = {entry[0] for entry in copied}
+        local, _ = cache.entries_after(0)
+        self.store.append_cache_backup([e for e in local if e[0] not in known])
+        added = cache.put_entries(copied)
         self._synced_rowid = cache.last_rowid()  # all of it is in the copy now
         if added:
             logger.info("restored %d cached answers from %s", added, self.store.uri)

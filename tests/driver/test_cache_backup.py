@@ -41,9 +41,14 @@ def test_sync_copies_new_entries_once_and_restore_brings_them_back(tmp_path):
     cache = ResponseCache(tmp_path / "new-disk")
     assert cache.get("c") == CachedAnswer("answer c", 10, 2) and len(cache) == 3
     cache.close()
-    # compaction merges the copy's files too, keeping every entry
-    assert store.compact()["blackbox_cache"] == (2, 1)
-    assert sorted(e[0] for e in store.read_cache_backup()) == ["a", "b", "c"]
+    # answers a crash kept from the copy (same disk, no sync after them) are copied on resume
+    _fill(tmp_path / "new-disk", ["d"])
+    third = CacheBackup(store, tmp_path / "new-disk")
+    assert third.restore() == 0 and third.sync() == 0
+    third.close()
+    # compaction merges the copy's files too, keeping every entry once
+    assert store.compact()["blackbox_cache"] == (3, 1)
+    assert sorted(e[0] for e in store.read_cache_backup()) == ["a", "b", "c", "d"]
 
 
 def test_no_copy_when_the_cache_lives_in_the_results(tmp_path):
