@@ -255,17 +255,33 @@ class ResultsStore:
     def dataset(self, name: str) -> ds.Dataset | None:
         """The ``pyarrow.dataset`` of table ``name`` (None when nothing was written)."""
         _check_table(name)
-        folder = self.path(name)
+        return self._dataset(self.path(name), SCHEMAS[name], partitioned=True)
+
+    def _dataset(self, folder: str, schema: pa.Schema, *, partitioned: bool) -> ds.Dataset | None:
         if self.fs.get_file_info(folder).type != pafs.FileType.Directory:
             return None
+        options = {"partitioning": _hive_partitioning(), "partition_base_dir": folder}
         return ds.dataset(
             self._data_files(folder),
-            schema=SCHEMAS[name],
+            schema=schema,
             format="parquet",
             filesystem=self.fs,
-            partitioning=_hive_partitioning(),
-            partition_base_dir=folder,
+            **(options if partitioned else {}),
         )
+
+    def _scan(self, folder: str, schema: pa.Schema, *, partitioned: bool, filter=None) -> pa.Table:
+        """The rows under ``folder`` (an empty table when there are none)."""
+        for attempt in range(3):
+            dataset = self._dataset(folder, schema, partitioned=partitioned)
+            if dataset is None:
+                table = schema.empty_table()
+                return table if filter is None else table.filter(filter)
+            try:
+                return dataset.to_table(filter=filter)
+            except FileNotFoundError:  # a compaction moved a file between listing and reading
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def _data_files(self, folder: str) -> list[str]:
         """The files holding table ``folder``'s rows, each row once: the visible parts, with
@@ -305,19 +321,7 @@ class ResultsStore:
             if values is not None:
                 term = ds.field(col).isin(list(values))
                 expr = term if expr is None else expr & term
-        for attempt in range(3):
-            dataset = self.dataset(name)
-            if dataset is None:
-                table = schema.empty_table()
-                if expr is not None:
-                    table = table.filter(expr)
-                break
-            try:
-                table = dataset.to_table(filter=expr)
-                break
-            except FileNotFoundError:  # a compaction moved a file between listing and reading
-                if attempt == 2:
-                    raise
+        table = self._scan(self.path(name), schema, partitioned=True, filter=expr)
         if table.num_rows:
             table = table.sort_by([(k, "ascending") for k in _SORT_KEYS[name]])
         table = table.replace_schema_metadata(schema.metadata)
@@ -403,20 +407,7 @@ class ResultsStore:
     def read_cache_backup(self) -> list[tuple]:
         """Every entry of the response-cache copy (as :meth:`append_cache_backup` takes)."""
         folder = self.path(CACHE_BACKUP_DIR)
-        if self.fs.get_file_info(folder).type != pafs.FileType.Directory:
-            return []
-        for attempt in range(3):
-            try:
-                table = ds.dataset(
-                    self._data_files(folder),
-                    schema=CACHE_BACKUP_SCHEMA,
-                    format="parquet",
-                    filesystem=self.fs,
-                ).to_table()
-                break
-            except FileNotFoundError:  # a compaction moved a file between listing and reading
-                if attempt == 2:
-                    raise
+        table = self._scan(folder, CACHE_BACKUP_SCHEMA, partitioned=False)
         return [tuple(row.values()) for row in table.to_pylist()]
 
     # ----------------------------------------------------------------- compaction
