@@ -397,6 +397,15 @@ class BlackBoxConfig:
             self.num_gpus,
             "a number of GPUs >= 0 (a fraction shares one)",
         )
+        if self.backend == "hf":  # a local model: neither billed nor capped, say so
+            for name in ("tpm", "max_calls", "max_total_tokens", "max_cost"):
+                _check(
+                    getattr(self, name) is None,
+                    f"{s}{name}",
+                    getattr(self, name),
+                    "null for backend 'hf' (a local model has no token limit, bill or budget)",
+                    f"remove blackbox.{name}; caps apply to paid endpoints (backend openai)",
+                )
         _check(
             self.num_gpus == 0 or self.backend == "hf",
             f"{s}num_gpus",

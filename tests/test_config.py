@@ -140,6 +140,15 @@ def test_blackbox_gpus_only_for_a_local_model() -> None:
     assert msg.startswith("config field 'blackbox.num_gpus': got -1.0; expected a number of GPUs")
 
 
+def test_budget_caps_refused_for_a_local_model() -> None:
+    msg = _error(["blackbox.backend=hf", "blackbox.model=tiny:qwen2", "blackbox.max_calls=100"])
+    assert msg == (
+        "config field 'blackbox.max_calls': got 100; expected null for backend 'hf' (a local "
+        "model has no token limit, bill or budget). Fix: remove blackbox.max_calls; caps apply "
+        "to paid endpoints (backend openai)"
+    )
+
+
 def test_missing_endpoint_model_and_url() -> None:
     msg = _error(["blackbox.backend=openai"])
     assert msg == (
