@@ -69,10 +69,5 @@ class CacheBackup:
 
 
 def _inside(folder: Path, store: ResultsStore) -> bool:
-    if "://" in store.uri and not store.uri.startswith("file://"):
-        return False
-    try:
-        folder.resolve().relative_to(Path(store.root).resolve())
-    except ValueError:
-        return False
-    return True
+    root = store.local_root
+    return root is not None and folder.resolve().is_relative_to(root.resolve())

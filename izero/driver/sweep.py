@@ -49,8 +49,8 @@ def _cache_dir(config: SweepConfig, store: ResultsStore) -> Path:
     sweep (``IZERO_CACHE_DIR`` or the temp dir), since SQLite needs a local file, and copied
     into the results as the sweep goes (:mod:`izero.driver.cache_backup`).
     """
-    if "://" not in store.uri or store.uri.startswith("file://"):
-        return Path(store.path(CACHE_DIR_NAME))
+    if store.local_root is not None:
+        return store.local_root / CACHE_DIR_NAME
     base = Path(os.environ.get("IZERO_CACHE_DIR", Path(tempfile.gettempdir()) / "izero-cache"))
     return base / config.name
 

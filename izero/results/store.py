@@ -149,6 +149,11 @@ class ResultsStore:
     def __repr__(self) -> str:
         return f"ResultsStore({self.uri!r})"
 
+    @property
+    def local_root(self) -> Path | None:
+        """The root as a local folder, or None when the store is not on the local disk."""
+        return Path(self.root) if isinstance(self.fs, pafs.LocalFileSystem) else None
+
     # ----------------------------------------------------------------- paths and files
 
     def path(self, *parts: str) -> str:
