@@ -587,14 +587,7 @@ class LeaseClient:
 
     def _refund_stale(self) -> None:
         """Refund slots too late to be used (nobody took them in time) and book it soon."""
-        stale = time.monotonic() - self.late_tolerance_s
-        refunded = 0
-        while self._slots and self._slots[0] < stale:
-            self._slots.popleft()
-            tokens, cost, _ = self._reserved_local.popleft()
-            self._pending.append(Settlement(tokens, 0.0, cost, 0.0, False, False))
-            refunded += 1
-        if refunded:
+        if self._refund_before(time.monotonic() - self.late_tolerance_s):
             self._schedule_flush()
 
     def release(
@@ -641,8 +634,12 @@ class LeaseClient:
         (refunding their reservations); later slots stay valid."""
         until = time.monotonic() + min(MAX_PAUSE_S, pause_s)
         self._paused_until = max(self._paused_until, until)
+        return self._refund_before(self._paused_until)
+
+    def _refund_before(self, when: float) -> int:
+        """Drop this worker's slots due before ``when``, booking their reservations back."""
         dropped = 0
-        while self._slots and self._slots[0] < self._paused_until:
+        while self._slots and self._slots[0] < when:
             self._slots.popleft()
             tokens, cost, _ = self._reserved_local.popleft()
             self._pending.append(Settlement(tokens, 0.0, cost, 0.0, False, False))
