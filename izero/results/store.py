@@ -109,6 +109,19 @@ def _check_table(name: str) -> None:
         raise ResultsError(f"unknown results table {name!r}; expected one of {sorted(SCHEMAS)}")
 
 
+def _parquet_files(infos: Sequence[pafs.FileInfo]) -> tuple[list[str], list[str]]:
+    """Among ``infos``: (visible part files, merged files not yet in place), each sorted."""
+    parts, merging = [], []
+    for info in infos:
+        if info.type != pafs.FileType.File or not info.base_name.endswith(".parquet"):
+            continue
+        if info.base_name.startswith(COMPACTING_PREFIX):
+            merging.append(info.path)
+        elif not info.base_name.startswith((".", "_")):
+            parts.append(info.path)
+    return sorted(parts), sorted(merging)
+
+
 class ResultsStore:
     """The results of one sweep under ``uri``.
 
@@ -291,18 +304,13 @@ class ResultsStore:
     def _data_files(self, folder: str) -> list[str]:
         """The files holding table ``folder``'s rows, each row once: the visible parts, with
         a merged file not yet in place standing for the parts it lists."""
-        infos = self.fs.get_file_info(pafs.FileSelector(folder, recursive=True))
-        files = [i for i in infos if i.type == pafs.FileType.File]
-        visible = [i.path for i in files if not i.base_name.startswith((".", "_"))]
-        merging = [
-            i.path
-            for i in files
-            if i.base_name.startswith(COMPACTING_PREFIX) and i.base_name.endswith(".parquet")
-        ]
+        parts, merging = _parquet_files(
+            self.fs.get_file_info(pafs.FileSelector(folder, recursive=True))
+        )
         replaced = {
             f"{path.rpartition('/')[0]}/{old}" for path in merging for old in self._merged(path)
         }
-        return sorted(p for p in visible if p not in replaced) + sorted(merging)
+        return [p for p in parts if p not in replaced] + merging
 
     def _merged(self, path: str) -> list[str]:
         """The part names a merged file replaces (from its Parquet metadata)."""
@@ -452,18 +460,10 @@ class ResultsStore:
         return report
 
     def _compact_partition(self, name: str, folder: str) -> tuple[int, int]:
-        infos = self.fs.get_file_info(pafs.FileSelector(folder))
-        for info in infos:  # an earlier compaction's merged file not yet in place
-            if info.base_name.startswith(COMPACTING_PREFIX) and info.base_name.endswith(".parquet"):
-                self._finish_merge(info.path)
-        infos = self.fs.get_file_info(pafs.FileSelector(folder))
-        parts = sorted(
-            i.path
-            for i in infos
-            if i.type == pafs.FileType.File
-            and i.base_name.endswith(".parquet")
-            and not i.base_name.startswith((".", "_"))
-        )
+        _, merging = _parquet_files(self.fs.get_file_info(pafs.FileSelector(folder)))
+        for hidden in merging:  # an earlier compaction's merged file not yet in place
+            self._finish_merge(hidden)
+        parts, _ = _parquet_files(self.fs.get_file_info(pafs.FileSelector(folder)))
         if len(parts) < 2:
             return len(parts), len(parts)
         tables = []
