@@ -69,16 +69,19 @@ class SobolProposer:
         _check(observations, q, seeds)
         out = []
         for obs, seed in zip(observations, seeds, strict=True):
-            engine = SobolEngine(obs.d, scramble=True, seed=int(seed))
-            engine.fast_forward(obs.n)
-            points = self.lower + (self.upper - self.lower) * engine.draw(q, dtype=obs.z.dtype)
-            out.append(self._dedup(points, obs, seed))
+            points = self.lower + (self.upper - self.lower) * self._unit(obs, q, seed)
+            out.append(
+                deduplicate(
+                    points, evaluated=obs.z, tol=1e-9, lower=self.lower, upper=self.upper, seed=seed
+                )
+            )
         return out
 
-    def _dedup(self, points: Tensor, obs: TaskObservations, seed: int) -> Tensor:
-        return deduplicate(
-            points, evaluated=obs.z, tol=1e-9, lower=self.lower, upper=self.upper, seed=seed
-        )
+    def _unit(self, obs: TaskObservations, q: int, seed: int) -> Tensor:
+        """``q x d`` points in the unit cube for one task."""
+        engine = SobolEngine(obs.d, scramble=True, seed=int(seed))
+        engine.fast_forward(obs.n)
+        return engine.draw(q, dtype=obs.z.dtype)
 
     def state_dict(self) -> dict:
         """Stateless: an empty dict."""
@@ -94,19 +97,6 @@ class UniformProposer(SobolProposer):
     Task ``i``'s points depend only on ``seeds[i]`` and its number of observations ``n``.
     """
 
-    def propose(
-        self,
-        observations: Sequence[TaskObservations],
-        *,
-        q: int,
-        seeds: Sequence[int],
-        keys: Sequence[str] | None = None,
-    ) -> list[Tensor]:
-        """``q x d`` new soft prompts per task (``keys`` is accepted and ignored)."""
-        _check(observations, q, seeds)
-        out = []
-        for obs, seed in zip(observations, seeds, strict=True):
-            gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + obs.n)
-            unit = torch.rand(q, obs.d, generator=gen, dtype=obs.z.dtype)
-            out.append(self._dedup(self.lower + (self.upper - self.lower) * unit, obs, seed))
-        return out
+    def _unit(self, obs: TaskObservations, q: int, seed: int) -> Tensor:
+        gen = torch.Generator().manual_seed(int(seed) * 1_000_003 + obs.n)
+        return torch.rand(q, obs.d, generator=gen, dtype=obs.z.dtype)
