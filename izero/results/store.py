@@ -460,10 +460,11 @@ class ResultsStore:
         return report
 
     def _compact_partition(self, name: str, folder: str) -> tuple[int, int]:
-        _, merging = _parquet_files(self.fs.get_file_info(pafs.FileSelector(folder)))
-        for hidden in merging:  # an earlier compaction's merged file not yet in place
-            self._finish_merge(hidden)
-        parts, _ = _parquet_files(self.fs.get_file_info(pafs.FileSelector(folder)))
+        parts, merging = _parquet_files(self.fs.get_file_info(pafs.FileSelector(folder)))
+        if merging:  # an earlier compaction's merged files not yet in place: finish them first
+            for hidden in merging:
+                self._finish_merge(hidden)
+            parts, _ = _parquet_files(self.fs.get_file_info(pafs.FileSelector(folder)))
         if len(parts) < 2:
             return len(parts), len(parts)
         tables = []
