@@ -51,8 +51,6 @@ def exact(prediction, answers, metric):
 
 
 def run_case(args, rpm: float, workers: int, task: Task, run_index: int) -> dict:
-    import ray
-
     seconds = args.seconds_60 if rpm <= 60 else args.seconds
     n_requests = max(args.min_requests, math.ceil(rpm / 60.0 * seconds))
     n_instr = math.ceil(n_requests / EXAMPLES_PER_INSTRUCTION)
@@ -87,7 +85,7 @@ def run_case(args, rpm: float, workers: int, task: Task, run_index: int) -> dict
         results = asyncio.run(pool.score_many(instructions, examples, "exact_match"))
         wall = time.time() - t0
         after = pool.worker_stats()
-        slowdowns = ray.get(pool.limiter.usage.remote()).slowdowns
+        slowdowns = pool.usage().slowdowns
     finally:
         pool.close()
         stats = server.stats() if server is not None else None

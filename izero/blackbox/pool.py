@@ -138,7 +138,8 @@ class _ScoringWorker:
 
 @dataclass(frozen=True)
 class PoolUsage:
-    """Totals of a pool: paid calls, tokens, cost, 429s seen, and cache hits."""
+    """Totals of a pool: paid calls, tokens, cost, 429s seen, cache hits, and the slowdowns
+    of the shared rate clock those 429s caused (one per episode)."""
 
     calls: int
     tokens: int
@@ -146,6 +147,7 @@ class PoolUsage:
     rate_limited: int
     cache_hits: int
     instructions: int
+    slowdowns: int = 0
 
 
 class ScoringPool:
@@ -259,6 +261,7 @@ class ScoringPool:
             rate_limited=totals.rate_limited,
             cache_hits=self._cache_hits,
             instructions=self._instructions,
+            slowdowns=totals.slowdowns,
         )
 
     def worker_stats(self) -> list[dict]:
