@@ -1,0 +1,139 @@
+"""The whole sweep: tasks x methods x seeds, and its sections."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+
+from izero.config._checks import NAME_RE, check
+from izero.config.blackbox import BlackBoxConfig
+from izero.config.budget import BudgetConfig
+from izero.config.generator import GeneratorConfig
+from izero.config.optimizer import OptimizerConfig
+from izero.config.output import OutputConfig
+from izero.errors import ConfigError, TaskDataError
+
+#: Methods a sweep can compare.
+METHODS: tuple[str, ...] = ("instructzero", "random", "ape", "manual")
+
+DEFAULT_NAME = "izero-sweep"
+#: Built-in tasks, so that the default configuration runs offline with nothing but the repo.
+DEFAULT_TASKS: tuple[str, ...] = ("sum", "diff", "first_word_letter")
+DEFAULT_SEEDS: tuple[int, ...] = (0,)
+DEFAULT_METHODS: tuple[str, ...] = ("instructzero",)
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A whole sweep: every method on every task for every seed.
+
+    ``tasks``: built-in task names, plus task files of ``data_dir`` when it is given (a file
+    task wins over a built-in task of the same name). ``metric_overrides`` maps a task to a
+    metric other than its upstream one.
+    """
+
+    name: str = DEFAULT_NAME
+    tasks: tuple[str, ...] = DEFAULT_TASKS
+    data_dir: str | None = None
+    seeds: tuple[int, ...] = DEFAULT_SEEDS
+    methods: tuple[str, ...] = DEFAULT_METHODS
+    metric_overrides: dict[str, str] = field(default_factory=dict)
+    budget: BudgetConfig = field(default_factory=BudgetConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    blackbox: BlackBoxConfig = field(default_factory=BlackBoxConfig)
+    optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+
+    def __post_init__(self) -> None:
+        check(
+            bool(NAME_RE.match(self.name)),
+            "name",
+            self.name,
+            "letters, digits, '_', '.' or '-' (it names the output folder)",
+        )
+        check(bool(self.seeds), "seeds", self.seeds, "at least one seed")
+        for seed in self.seeds:
+            check(
+                isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0,
+                "seeds",
+                seed,
+                "integers >= 0",
+            )
+        check(len(set(self.seeds)) == len(self.seeds), "seeds", self.seeds, "distinct seeds")
+        check(bool(self.methods), "methods", self.methods, f"one or more of {', '.join(METHODS)}")
+        for method in self.methods:
+            hint = difflib.get_close_matches(method, METHODS, n=1)
+            check(
+                method in METHODS,
+                "methods",
+                method,
+                f"one of {', '.join(METHODS)}",
+                f"did you mean '{hint[0]}'?" if hint else "use one of those names",
+            )
+        check(len(set(self.methods)) == len(self.methods), "methods", self.methods, "no duplicates")
+        self._check_tasks()
+        from izero.tasks.metrics import METRICS
+
+        for task, metric in self.metric_overrides.items():
+            check(
+                task in self.tasks,
+                f"metric_overrides.{task}",
+                task,
+                f"a task of this sweep ({', '.join(self.tasks)})",
+                "add the task to tasks or remove the override",
+            )
+            hint = difflib.get_close_matches(metric, list(METRICS), n=1)
+            check(
+                metric in METRICS,
+                f"metric_overrides.{task}",
+                metric,
+                f"one of {', '.join(sorted(METRICS))}",
+                f"did you mean '{hint[0]}'?" if hint else "use one of those metric names",
+            )
+
+    def _check_tasks(self) -> None:
+        from izero.tasks.loader import close_matches, list_tasks
+
+        check(bool(self.tasks), "tasks", self.tasks, "at least one task name")
+        check(len(set(self.tasks)) == len(self.tasks), "tasks", self.tasks, "no duplicates")
+        try:
+            known = list_tasks(self.data_dir)
+        except TaskDataError as exc:
+            raise ConfigError(
+                "data_dir",
+                self.data_dir,
+                "a readable instruction-induction folder holding induce/<task>.json",
+                f"{str(exc).split('. Fix:')[0]}; point data_dir (--data-dir) at e.g. "
+                "../shared/data/instruction_induction, or leave it null for built-in tasks only",
+            ) from exc
+        where = (
+            f"built-in tasks and files in {self.data_dir}"
+            if self.data_dir is not None
+            else "built-in tasks (no data_dir: file tasks need --data-dir)"
+        )
+        for task in self.tasks:
+            if task not in known:
+                hint = close_matches(task, known)
+                fix = f"did you mean {' or '.join(repr(h) for h in hint)}? " if hint else ""
+                raise ConfigError(
+                    "tasks",
+                    task,
+                    f"a task from {where}",
+                    fix + "`izero tasks [--data-dir DIR]` lists them",
+                )
+
+    def metric_for(self, task: str) -> str:
+        """The metric of ``task`` in this sweep: its override, else the upstream metric."""
+        from izero.tasks.metrics import metric_for_task
+
+        return self.metric_overrides.get(task, metric_for_task(task))
+
+    @property
+    def output_path(self) -> str:
+        """``output.path`` with ``{name}`` filled in."""
+        return self.output.path.format(name=self.name)
+
+    @property
+    def n_runs(self) -> int:
+        """Number of (task, method, seed) runs."""
+        return len(self.tasks) * len(self.methods) * len(self.seeds)
