@@ -299,3 +299,4 @@ class Method(ABC):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what :meth:`state_dict` returned (default: nothing to restore)."""
+        del state
