@@ -32,12 +32,11 @@ from izero.config.generator import GeneratorConfig
 from izero.config.loading import config_from_dict, config_to_dict, load_config
 from izero.config.optimizer import OptimizerConfig
 from izero.config.output import OutputConfig
-from izero.config.sweep import DEFAULT_TASKS, METHODS, SweepConfig
+from izero.config.sweep import DEFAULT_TASKS, SweepConfig
 
 __all__ = [
     "BUDGET_PRESETS",
     "DEFAULT_TASKS",
-    "METHODS",
     "BlackBoxConfig",
     "BudgetConfig",
     "GeneratorConfig",

@@ -17,7 +17,6 @@ DEFAULT_INTRINSIC_DIM = 10
 DEFAULT_PROJECTION_INIT = "uniform"
 DEFAULT_PROJECTION_SCALE = 1.0
 DEFAULT_GENERATOR_BATCH_SIZE = 64
-DEFAULT_APE_TEMPERATURE = 1.0
 
 
 @dataclass(frozen=True)
@@ -28,8 +27,7 @@ class GeneratorConfig:
     ``n_prompt_tokens`` soft tokens are projected from an ``intrinsic_dim``-dimensional ``z`` by
     a fixed random matrix initialised ``projection_init`` (``uniform``: U(-s, s); ``normal``:
     N(0, s^2); s = ``projection_scale``). ``num_actors``: generator actors (None: one per GPU,
-    or 1 on CPU). ``ape_samples``: instructions the APE baseline samples at ``ape_temperature``
-    (None: the same number as the budget's evaluations).
+    or 1 on CPU).
     """
 
     _SECTION: ClassVar[str] = "generator."
@@ -44,8 +42,6 @@ class GeneratorConfig:
     projection_scale: float = DEFAULT_PROJECTION_SCALE
     num_actors: int | None = None
     batch_size: int = DEFAULT_GENERATOR_BATCH_SIZE
-    ape_temperature: float = DEFAULT_APE_TEMPERATURE
-    ape_samples: int | None = None
 
     def __post_init__(self) -> None:
         s = self._SECTION
@@ -69,13 +65,5 @@ class GeneratorConfig:
             self.projection_scale,
             "a positive number",
         )
-        check(
-            is_number(self.ape_temperature) and self.ape_temperature >= 0,
-            f"{s}ape_temperature",
-            self.ape_temperature,
-            "a number >= 0",
-        )
         if self.num_actors is not None:
             int_at_least(s, "num_actors", self.num_actors, 1)
-        if self.ape_samples is not None:
-            int_at_least(s, "ape_samples", self.ape_samples, 1)

@@ -102,6 +102,13 @@ def _build(cls: type, raw: Mapping[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
+def build_section(cls: type, raw: Mapping[str, Any], prefix: str) -> Any:
+    """Build the frozen dataclass ``cls`` from a mapping whose fields live under ``prefix``
+    (e.g. ``"method_options.sampling."``): unknown keys and wrong types are refused naming the
+    field."""
+    return _build(cls, raw, prefix)
+
+
 def _parse_override(item: str) -> tuple[list[str], Any]:
     key, sep, text = item.partition("=")
     key = key.strip()

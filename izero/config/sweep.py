@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
+from typing import Any
 
 from izero.config._checks import NAME_RE, check
 from izero.config.blackbox import BlackBoxConfig
@@ -12,9 +13,6 @@ from izero.config.generator import GeneratorConfig
 from izero.config.optimizer import OptimizerConfig
 from izero.config.output import OutputConfig
 from izero.errors import ConfigError, TaskDataError
-
-#: Methods a sweep can compare.
-METHODS: tuple[str, ...] = ("instructzero", "random", "ape", "manual")
 
 DEFAULT_NAME = "izero-sweep"
 #: Built-in tasks, so that the default configuration runs offline with nothing but the repo.
@@ -29,7 +27,9 @@ class SweepConfig:
 
     ``tasks``: built-in task names, plus task files of ``data_dir`` when it is given (a file
     task wins over a built-in task of the same name). ``metric_overrides`` maps a task to a
-    metric other than its upstream one.
+    metric other than its upstream one. ``methods``: names from :mod:`izero.methods`;
+    ``method_options`` maps a method of the sweep to its settings (the fields of its options
+    class, e.g. ``{sampling: {temperature: 0.7}}``).
     """
 
     name: str = DEFAULT_NAME
@@ -37,6 +37,7 @@ class SweepConfig:
     data_dir: str | None = None
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     methods: tuple[str, ...] = DEFAULT_METHODS
+    method_options: dict[str, dict[str, Any]] = field(default_factory=dict)
     metric_overrides: dict[str, str] = field(default_factory=dict)
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
@@ -60,6 +61,8 @@ class SweepConfig:
                 "integers >= 0",
             )
         check(len(set(self.seeds)) == len(self.seeds), "seeds", self.seeds, "distinct seeds")
+        from izero.methods.registry import METHOD_NAMES as METHODS
+
         check(bool(self.methods), "methods", self.methods, f"one or more of {', '.join(METHODS)}")
         for method in self.methods:
             hint = difflib.get_close_matches(method, METHODS, n=1)
@@ -71,6 +74,15 @@ class SweepConfig:
                 f"did you mean '{hint[0]}'?" if hint else "use one of those names",
             )
         check(len(set(self.methods)) == len(self.methods), "methods", self.methods, "no duplicates")
+        for method in self.method_options:
+            check(
+                method in self.methods,
+                f"method_options.{method}",
+                method,
+                f"a method of this sweep ({', '.join(self.methods)})",
+                "add the method to methods or remove its options",
+            )
+            self.method_options_for(method)  # validates its fields
         self._check_tasks()
         from izero.tasks.metrics import METRICS
 
@@ -121,6 +133,25 @@ class SweepConfig:
                     f"a task from {where}",
                     fix + "`izero tasks [--data-dir DIR]` lists them",
                 )
+
+    def method_options_for(self, method: str) -> Any:
+        """The options object of ``method`` (its ``options_class`` built from
+        ``method_options[method]`` and validated), or ``None`` for a method without options."""
+        from izero.config.loading import build_section
+        from izero.methods.registry import method_class
+
+        cls = method_class(method).options_class
+        raw = self.method_options.get(method)
+        if cls is None:
+            check(
+                not raw,
+                f"method_options.{method}",
+                raw,
+                f"nothing: method '{method}' has no options",
+                f"remove method_options.{method}",
+            )
+            return None
+        return build_section(cls, raw or {}, f"method_options.{method}.")
 
     def metric_for(self, task: str) -> str:
         """The metric of ``task`` in this sweep: its override, else the upstream metric."""

@@ -2,11 +2,12 @@
 
 This is the one module that imports all three stages (``generator``, ``blackbox``, ``bo``).
 It builds them from a :class:`~izero.config.SweepConfig` and gives the loop a small surface:
-``generate``, ``score``, ``propose``, ``sobol`` and ``annotations``.
+``generate``, ``score``, and what methods borrow through :mod:`izero.driver.services`
+(``sobol``, ``bo_propose``, ``run_cpu``, ``llm_complete``, ``features``).
 
-Proposals run in Ray tasks, off the driver's event loop; requests of runs that reach their
-proposal step together are batched into one call of the batched proposer, whose warm-start
-state the driver keeps between rounds.
+Proposals run in Ray tasks, off the driver's event loop (:mod:`izero.driver.proposals`);
+requests of runs that reach their proposal step together are batched into one call of the
+batched proposer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +23,13 @@ import torch
 
 from izero.config import SweepConfig
 from izero.driver.plan import RunKey
+from izero.driver.proposals import ProposalBatcher, run_cpu
+from izero.errors import BlackBoxError, GeneratorError
+from izero.methods.base import Candidate, Demos
 from izero.tasks import Example, Task
 
 logger = logging.getLogger(__name__)
 
-#: Seconds the proposal batcher waits for more runs to reach their proposal step.
-PROPOSAL_BATCH_WINDOW_S = 0.05
 #: API key the simulated server expects; it is a local test server, not a secret.
 SIMULATED_API_KEY = "sk-izero-simulated"
 #: Model name the simulated server reports.
@@ -96,130 +98,6 @@ def as_cache_hit(result: Any) -> Any:
         cache_hits=sum(r.cached for r in records),
         call_records=records,
     )
-
-
-def _propose_in_worker(
-    options: Any, states: dict, z: list, y: list, s: list, keys: list, q: int, seeds: list
-) -> tuple[list[torch.Tensor], dict]:
-    """Body of the proposal Ray task: one batched proposer call for several runs."""
-    torch.set_num_threads(1)
-    from izero.bo import BatchProposer, TaskObservations
-
-    proposer = BatchProposer(options)
-    if states:
-        proposer.load_state_dict(states)
-    observations = [TaskObservations(z=zi, y=yi, s=si) for zi, yi, si in zip(z, y, s, strict=True)]
-    out = proposer.propose(observations, q=q, seeds=seeds, keys=keys)
-    return [t.detach().cpu() for t in out], proposer.state_dict()
-
-
-@dataclass
-class _Pending:
-    key: str
-    z: torch.Tensor
-    y: torch.Tensor
-    s: torch.Tensor
-    seed: int
-    future: asyncio.Future
-
-
-class ProposalBatcher:
-    """Collects proposal requests of many runs and answers them from batched Ray tasks.
-
-    Args:
-        options: the :class:`izero.bo.ProposerOptions` of every call.
-        q: soft prompts per proposal.
-        window_s: how long the first request waits for others to join its batch.
-    """
-
-    def __init__(self, *, options: Any, q: int, window_s: float = PROPOSAL_BATCH_WINDOW_S):
-        import ray
-
-        self.options = options
-        self.q = q
-        self.window_s = window_s
-        self._remote = ray.remote(num_cpus=1, max_retries=2)(_propose_in_worker)
-        self._pending: list[_Pending] = []
-        self._flusher: asyncio.Task | None = None
-        self._states: dict[str, Any] = {}
-        self.batches: list[int] = []
-        """Size of each batch submitted (for tests and benchmarks)."""
-
-    async def propose(
-        self, *, key: str, z: torch.Tensor, y: torch.Tensor, s: torch.Tensor, seed: int
-    ) -> torch.Tensor:
-        """``q x d`` new soft prompts for run ``key`` given its observations."""
-        future = asyncio.get_running_loop().create_future()
-        self._pending.append(_Pending(key, z, y, s, seed, future))
-        if self._flusher is None:
-            self._flusher = asyncio.create_task(self._flush_after_window())
-        return await future
-
-    async def _flush_after_window(self) -> None:
-        await asyncio.sleep(self.window_s)
-        batch, self._pending, self._flusher = self._pending, [], None
-        self.batches.append(len(batch))
-        keys = [p.key for p in batch]
-        states = _subset_state(self._states, keys)
-        try:
-            proposals, new_state = await self._remote.remote(
-                self.options,
-                states,
-                [p.z for p in batch],
-                [p.y for p in batch],
-                [p.s for p in batch],
-                keys,
-                self.q,
-                [p.seed for p in batch],
-            )
-        except BaseException as err:
-            for p in batch:
-                if not p.future.done():
-                    p.future.set_exception(err)
-            return
-        _merge_state(self._states, new_state)
-        for p, z in zip(batch, proposals, strict=True):
-            p.future.set_result(z)
-
-    def export(self, key: str) -> dict[str, Any] | None:
-        """JSON-safe warm-start state of run ``key`` (for its checkpoint), if any."""
-        hyper = self._states.get(_HYPER, {}).get(key)
-        if hyper is None:
-            return None
-        return {
-            "version": self._states.get("version"),
-            "values": {name: t.tolist() for name, t in hyper.items()},
-            "shapes": {name: list(t.shape) for name, t in hyper.items()},
-        }
-
-    def restore(self, key: str, data: dict[str, Any] | None) -> None:
-        """Put back the warm-start state :meth:`export` gave, so a resumed run proposes alike."""
-        if not data:
-            return
-        hyper = {
-            name: torch.tensor(v, dtype=torch.float64).reshape(data["shapes"][name])
-            for name, v in data["values"].items()
-        }
-        self._states.setdefault("version", data.get("version"))
-        self._states.setdefault(_HYPER, {})[key] = hyper
-
-
-#: Key of the per-task hyper-parameters in ``BatchProposer.state_dict()``.
-_HYPER = "hyperparameters"
-
-
-def _subset_state(states: dict, keys: Sequence[str]) -> dict:
-    """The warm-start state of ``keys`` only."""
-    if not states:
-        return {}
-    per_key = states.get(_HYPER, {})
-    return {**states, _HYPER: {k: per_key[k] for k in keys if k in per_key}}
-
-
-def _merge_state(states: dict, new: dict) -> None:
-    per_key = {**states.get(_HYPER, {}), **new.get(_HYPER, {})}
-    states.update(new)
-    states[_HYPER] = per_key
 
 
 def _scoring_backend(config: SweepConfig, server: Any, cache_dir: Path) -> tuple[str, Any]:
@@ -294,7 +172,7 @@ def _proposal_batcher(config: SweepConfig) -> ProposalBatcher:
         num_restarts=o.num_restarts,
         raw_samples=o.raw_samples,
     )
-    return ProposalBatcher(options=options, q=config.budget.q)
+    return ProposalBatcher(options=options)
 
 
 class Backends:
@@ -323,19 +201,23 @@ class Backends:
 
     # -- what the loop calls ------------------------------------------------------------------
 
-    def soft_prompt_request(
-        self, demos: tuple[tuple[str, str], ...], z: Sequence[float], seed: int
-    ) -> Any:
+    def generation_request(self, candidate: Candidate, *, demos: Demos, seed: int) -> Any:
+        """What the generator turns into ``candidate``'s instruction, or the text itself.
+
+        A soft prompt is decoded after the run's ``demos`` with the projection of the run's
+        ``seed``; a sampled candidate from its own demos (or the run's).
+        """
         from izero.generator import GenerationRequest
 
-        return GenerationRequest(demos=demos, z=tuple(z), projection_seed=seed)
-
-    def sampled_request(
-        self, demos: tuple[tuple[str, str], ...], *, temperature: float, sample_seed: int
-    ) -> Any:
-        from izero.generator import GenerationRequest
-
-        return GenerationRequest(demos=demos, temperature=temperature, sample_seed=sample_seed)
+        if candidate.text is not None:
+            return candidate.text
+        if candidate.z is not None:
+            return GenerationRequest(demos=demos, z=candidate.z, projection_seed=seed)
+        return GenerationRequest(
+            demos=candidate.demos or demos,
+            temperature=candidate.temperature,
+            sample_seed=candidate.sample_seed,
+        )
 
     async def generate(self, requests: Sequence[Any]) -> list[str]:
         return await self.generator.generate(list(requests))
@@ -377,17 +259,48 @@ class Backends:
         async with self._turns:
             return await self.scoring.score(instruction, examples, metric, tag=tag)
 
-    async def propose(
-        self, *, key: str, z: torch.Tensor, y: torch.Tensor, s: torch.Tensor, seed: int
-    ) -> torch.Tensor:
+    # -- what methods borrow (see izero.driver.services) ----------------------------------------
+
+    async def bo_propose(
+        self,
+        *,
+        key: str,
+        z: torch.Tensor,
+        y: torch.Tensor,
+        s: torch.Tensor,
+        q: int,
+        seed: int,
+        warm_start: dict[str, Any] | None,
+    ) -> tuple[torch.Tensor, dict[str, Any] | None]:
         seed += self.config.optimizer.seed_offset
-        return await self.proposals.propose(key=key, z=z, y=y, s=s, seed=seed)
+        return await self.proposals.propose(
+            key=key, z=z, y=y, s=s, q=q, seed=seed, warm_start=warm_start
+        )
 
-    def export_warm_start(self, key: str) -> dict[str, Any] | None:
-        return self.proposals.export(key)
+    async def run_cpu(self, fn: Any, /, *args: Any) -> Any:
+        return await run_cpu(fn, *args)
 
-    def restore_warm_start(self, key: str, data: dict[str, Any] | None) -> None:
-        self.proposals.restore(key, data)
+    async def llm_complete(
+        self,
+        prompts: Sequence[str],
+        *,
+        temperature: float,
+        max_tokens: int,
+        seeds: Sequence[int],
+        key: RunKey,
+    ) -> list[str | None]:
+        raise BlackBoxError(
+            f"{key.id}: this sweep has no LLM proposer endpoint; only methods that propose "
+            "with an LLM need one"
+        )
+
+    async def features(
+        self, zs: Sequence[Sequence[float]], *, demos: Demos, seed: int
+    ) -> torch.Tensor:
+        raise GeneratorError(
+            "generator features are not available from this generator pool; "
+            "use generator.engine: hf"
+        )
 
     def sobol(self, n: int, d: int, *, seed: int) -> torch.Tensor:
         from izero.bo import initial_design

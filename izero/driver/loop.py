@@ -2,13 +2,14 @@
 
 Every (task, method, seed) run is one coroutine on the driver's event loop. Runs never wait
 for each other: while one run's instructions are being scored, another's are being generated
-and a third's proposals are being computed in a Ray task. Work is handed to the stages
-through :class:`~izero.driver.backends.Backends`; nothing here blocks the event loop.
+and a third's proposals are being computed in a Ray task. The loop knows no method: each run's
+:class:`~izero.methods.Method` proposes candidates from the run's history, and everything
+shared (generation, de-duplication, scoring, recording, checkpoints, resume) happens here.
 
 Nothing paid for is lost: every evaluation is appended to the results as soon as it is
-scored, every round's proposals are checkpointed before they are generated, and a resumed
-run replays its rounds from the checkpoint, taking finished evaluations from the results and
-the rest from the response cache.
+scored, every round's candidates are checkpointed (with the method's state) before they are
+generated, and a resumed run replays its rounds from the checkpoint, taking finished
+evaluations from the results and the rest from the response cache.
 """
 
 from __future__ import annotations
@@ -20,26 +21,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
-from izero.driver.plan import SOFT_PROMPT_METHODS, RunKey
+from izero.driver.plan import RunKey
 from izero.driver.progress import Progress
 from izero.driver.state import Evaluation, RunState, mean_or_none
-from izero.errors import OptimizerError
+from izero.methods.base import Candidate, Method
 from izero.tasks import TaskSplits
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class LoopSettings:
-    """The budget and method settings the loop needs (from the sweep config)."""
+class PlannedRun:
+    """One run of the sweep: its key, its task splits and its method."""
 
-    n_init: int
-    n_rounds: int
-    q: int
-    intrinsic_dim: int
-    ape_temperature: float
+    key: RunKey
+    splits: TaskSplits
+    method: Method
 
 
 @dataclass
@@ -56,23 +53,19 @@ class SweepLoop:
     """Runs every run of a sweep concurrently and records what they evaluate.
 
     Args:
-        settings: budget and method settings.
-        backends: the stages (generator, scoring, proposals); see ``Backends``.
+        backends: the stages (generator, scoring); see ``Backends``.
         recorder: where rows, checkpoints and summaries go; see ``Recorder``.
         progress: progress counters, shown by the caller.
     """
 
-    def __init__(self, *, settings: LoopSettings, backends: Any, recorder: Any, progress: Progress):
-        self.settings = settings
+    def __init__(self, *, backends: Any, recorder: Any, progress: Progress):
         self.backends = backends
         self.recorder = recorder
         self.progress = progress
 
-    async def run_all(self, runs: Sequence[tuple[RunKey, TaskSplits]]) -> list[RunOutcome]:
+    async def run_all(self, runs: Sequence[PlannedRun]) -> list[RunOutcome]:
         """Run every run to completion, concurrently; the first stopping error cancels the rest."""
-        tasks = [
-            asyncio.create_task(self.run_one(key, splits), name=key.id) for key, splits in runs
-        ]
+        tasks = [asyncio.create_task(self.run_one(run), name=run.key.id) for run in runs]
         try:
             return list(await asyncio.gather(*tasks))
         except BaseException:
@@ -81,8 +74,9 @@ class SweepLoop:
             await asyncio.gather(*tasks, return_exceptions=True)
             raise
 
-    async def run_one(self, key: RunKey, splits: TaskSplits) -> RunOutcome:
+    async def run_one(self, run: PlannedRun) -> RunOutcome:
         """One (task, method, seed) run: its rounds, then the test score of its best instruction."""
+        key, splits, method = run.key, run.splits, run.method
         done = self.recorder.summary(key)
         if done is not None:
             self.progress.run_finished(key, done.get("best_dev_score"))
@@ -93,96 +87,30 @@ class SweepLoop:
                 done.get("test_score"),
             )
         started = time.time()
-        checkpoint = self.recorder.checkpoint(key) or {}
-        state = RunState(proposals=RunState.proposals_from_checkpoint(checkpoint))
-        self.backends.restore_warm_start(key.id, checkpoint.get("warm_start"))
-        if key.method in SOFT_PROMPT_METHODS:
-            await self._soft_prompt_rounds(key, splits, state)
-        elif key.method == "ape":
-            await self._ape(key, splits, state)
-        elif key.method == "manual":
-            await self._manual(key, splits, state)
-        else:  # config validation refuses unknown methods before any work
-            raise ValueError(f"unknown method {key.method!r}")
-        return await self._finish(key, splits, state, started)
-
-    # -- methods -------------------------------------------------------------------------------
-
-    async def _soft_prompt_rounds(self, key: RunKey, splits: TaskSplits, state: RunState) -> None:
-        s = self.settings
-        demos = tuple((ex.input, ex.output) for ex in splits.demos)
-        for rnd in range(s.n_rounds + 1):
-            z = state.proposals.get(rnd)
-            if z is None:
-                z = await self._proposals(key, rnd, state)
-                state.proposals[rnd] = z
+        state = RunState.from_checkpoint(self.recorder.checkpoint(key))
+        if state.method_state:
+            method.load_state_dict(state.method_state)
+        rnd = 0
+        while True:
+            candidates = state.rounds.get(rnd)
+            if candidates is None:
+                candidates = await method.propose(state.history(), rnd)
+                if not candidates:
+                    break
+                state.rounds[rnd] = list(candidates)
+                state.method_state = method.state_dict()
                 await self._save(key, state, rounds_done=rnd)
-            requests = [self.backends.soft_prompt_request(demos, zi, key.seed) for zi in z]
-            await self._evaluate_round(key, splits, state, rnd, requests, [tuple(zi) for zi in z])
-            await self._save(key, state, rounds_done=rnd + 1)
+            await self._evaluate_round(key, splits, state, rnd, candidates)
+            rnd += 1
+            await self._save(key, state, rounds_done=rnd)
+        return await self._finish(key, splits, state, started, rounds_done=rnd)
 
     async def _save(
         self, key: RunKey, state: RunState, *, rounds_done: int, finished: bool = False
     ) -> None:
-        """Checkpoint a run: its proposals so far and the optimiser's warm start for it."""
+        """Checkpoint a run: its candidates so far and its method's state."""
         data = state.checkpoint(rounds_done=rounds_done, finished=finished)
-        data["warm_start"] = self.backends.export_warm_start(key.id)
         await self.recorder.save_checkpoint(key, data)
-
-    async def _proposals(self, key: RunKey, rnd: int, state: RunState) -> list[list[float]]:
-        if rnd == 0 or key.method == "random":
-            # Both methods share the Sobol prefix; "random" continues the same sequence.
-            return self._sobol_round(key, rnd)
-        obs = state.observations()
-        if obs is not None and obs[0].shape[0] >= 2:
-            z, y, sv = obs
-            try:
-                proposed = await self.backends.propose(
-                    key=key.id, z=z, y=y, s=sv, seed=key.seed * 1000 + rnd
-                )
-                return proposed.to(torch.float64).tolist()
-            except OptimizerError as err:  # a failed fit must not stop the other runs
-                logger.warning("%s round %d: %s; proposing Sobol points instead", key.id, rnd, err)
-        else:
-            # Nothing (or one point) answered: the GP has nothing to learn from; keep exploring.
-            logger.warning(
-                "%s: too few answered evaluations for a GP; proposing Sobol points", key.id
-            )
-        return self._sobol_round(key, rnd)
-
-    def _sobol_round(self, key: RunKey, rnd: int) -> list[list[float]]:
-        """Round ``rnd``'s slice of the run's Sobol sequence (``n_init``, then ``q`` a round)."""
-        s = self.settings
-        start = 0 if rnd == 0 else s.n_init + (rnd - 1) * s.q
-        n = s.n_init if rnd == 0 else s.q
-        return self.backends.sobol(start + n, s.intrinsic_dim, seed=key.seed)[start:].tolist()
-
-    async def _ape(self, key: RunKey, splits: TaskSplits, state: RunState) -> None:
-        s = self.settings
-        n_total = s.n_init + s.n_rounds * s.q
-        requests = [
-            self.backends.sampled_request(
-                self._ape_demos(splits, i),
-                temperature=s.ape_temperature,
-                sample_seed=key.seed * 100_003 + i,
-            )
-            for i in range(n_total)
-        ]
-        await self._evaluate_round(key, splits, state, 0, requests, [None] * n_total)
-
-    @staticmethod
-    def _ape_demos(splits: TaskSplits, i: int) -> tuple[tuple[str, str], ...]:
-        # APE samples each prompt from a different subset of demonstrations: rotate through them.
-        demos = [(ex.input, ex.output) for ex in splits.demos]
-        k = i % max(1, len(demos))
-        return tuple(demos[k:] + demos[:k])
-
-    async def _manual(self, key: RunKey, splits: TaskSplits, state: RunState) -> None:
-        annotations = list(dict.fromkeys(self.backends.annotations(key.task)))
-        if not annotations:
-            logger.warning("%s: task has no human annotations; manual baseline skipped", key.id)
-            return
-        await self._evaluate_round(key, splits, state, 0, annotations, [None] * len(annotations))
 
     # -- shared machinery ---------------------------------------------------------------------
 
@@ -192,14 +120,18 @@ class SweepLoop:
         splits: TaskSplits,
         state: RunState,
         rnd: int,
-        requests: list[Any],
-        zs: list[tuple[float, ...] | None],
+        candidates: Sequence[Candidate],
     ) -> None:
-        """Generate (unless ``requests`` are instruction strings), de-duplicate, score, record.
+        """Generate (unless a candidate is a text), de-duplicate, score, record.
 
         Evaluations already in the results (a resumed run) are taken from there and neither
         generated nor scored again.
         """
+        demos = tuple((ex.input, ex.output) for ex in splits.demos)
+        requests = [
+            self.backends.generation_request(c, demos=demos, seed=key.seed) for c in candidates
+        ]
+        zs = [c.z for c in candidates]
         base = len(state.evaluations)
         recorded = self.recorder.evaluations(key, range(base, base + len(requests)))
         missing = [i for i in range(len(requests)) if base + i not in recorded]
@@ -252,12 +184,20 @@ class SweepLoop:
                 ev = Evaluation(
                     idx, rnd, instr, zs[i], src.scores, src.dev_score, duplicate_of=src.eval_index
                 )
-                rows.append(self.recorder.evaluation_row(key, ev, None, gen_started))
+                rows.append(
+                    self.recorder.evaluation_row(
+                        key, ev, None, gen_started, generated=candidates[i].text is None
+                    )
+                )
             else:
                 res = by_instruction[instr]
                 ev = Evaluation(idx, rnd, instr, zs[i], tuple(res.scores), res.mean)
                 scored_now[instr] = ev
-                rows.append(self.recorder.evaluation_row(key, ev, res, gen_started))
+                rows.append(
+                    self.recorder.evaluation_row(
+                        key, ev, res, gen_started, generated=candidates[i].text is None
+                    )
+                )
                 calls.extend(self.recorder.call_rows(key, res))
                 self.progress.scored(res)
             state.evaluations.append(ev)
@@ -265,7 +205,7 @@ class SweepLoop:
         self.progress.round_done(key, rnd, len(requests), state.best())
 
     async def _finish(
-        self, key: RunKey, splits: TaskSplits, state: RunState, started: float
+        self, key: RunKey, splits: TaskSplits, state: RunState, started: float, *, rounds_done: int
     ) -> RunOutcome:
         best = state.best()
         test_score = None
@@ -288,10 +228,17 @@ class SweepLoop:
             test_vector=test_vector,
             test_usage=res,
             wall_s=time.time() - started,
+            generated=best is not None and _was_generated(state, best.eval_index),
         )
         await self.recorder.append([], calls, summaries=[summary])
-        await self._save(key, state, rounds_done=self.settings.n_rounds + 1, finished=True)
+        await self._save(key, state, rounds_done=rounds_done, finished=True)
         self.progress.run_finished(key, best.dev_score if best else None)
         return RunOutcome(
             key, best.instruction if best else None, best.dev_score if best else None, test_score
         )
+
+
+def _was_generated(state: RunState, eval_index: int) -> bool:
+    """Whether evaluation ``eval_index`` of a run came from the generator (not a ready text)."""
+    flat = [c for _, cs in sorted(state.rounds.items()) for c in cs]
+    return eval_index < len(flat) and flat[eval_index].text is None

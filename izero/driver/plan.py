@@ -1,13 +1,8 @@
-"""What a sweep runs: one optimisation per (task, method, seed), and its budget."""
+"""What a sweep runs: one optimisation per (task, method, seed)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-#: Methods that optimise a soft prompt (and so have a ``z`` per evaluation).
-SOFT_PROMPT_METHODS = ("instructzero", "random")
-#: Every method the driver knows.
-METHODS = ("instructzero", "random", "ape", "manual")
 
 
 @dataclass(frozen=True, order=True)
@@ -29,8 +24,3 @@ def plan_runs(
 ) -> list[RunKey]:
     """All runs of a sweep, ordered so that the tasks of one seed start together."""
     return [RunKey(t, m, s) for s in seeds for t in tasks for m in methods]
-
-
-def evaluations_per_run(n_init: int, n_rounds: int, q: int) -> int:
-    """Instructions each soft-prompt run (and APE) evaluates: the same budget for all."""
-    return n_init + n_rounds * q

@@ -82,9 +82,16 @@ class Recorder:
         return {"sweep": self.sweep, "task": key.task, "method": key.method, "seed": key.seed}
 
     def evaluation_row(
-        self, key: RunKey, ev: Evaluation, result: Any | None, gen_started: float
+        self,
+        key: RunKey,
+        ev: Evaluation,
+        result: Any | None,
+        gen_started: float,
+        *,
+        generated: bool,
     ) -> dict[str, Any]:
-        """The evaluations-table row of ``ev``; ``result`` is None for a duplicate (no calls)."""
+        """The evaluations-table row of ``ev``; ``result`` is None for a duplicate (no calls);
+        ``generated``: the instruction came from the generator (not a ready text)."""
         now = time.time()
         return {
             **self._key_fields(key),
@@ -102,12 +109,10 @@ class Recorder:
             "completion_tokens": result.completion_tokens if result else 0,
             "cost_usd": result.cost if result else 0.0,
             "latency_s": result.latency_s if result else 0.0,
-            "gen_started_at": _utc(gen_started)
-            if ev.z is not None or key.method == "ape"
-            else None,
+            "gen_started_at": _utc(gen_started) if generated else None,
             "scored_at": _utc(now),
             "duplicate_of": ev.duplicate_of,
-            "generator_model": self.generator_model if key.method != "manual" else None,
+            "generator_model": self.generator_model if generated else None,
             "blackbox_model": self.blackbox_model,
         }
 
@@ -139,7 +144,10 @@ class Recorder:
         test_vector: tuple[float | None, ...],
         test_usage: Any | None,
         wall_s: float,
+        generated: bool,
     ) -> dict[str, Any]:
+        """The summaries-table row of a finished run; ``generated``: its best instruction came
+        from the generator."""
         rows = self._rows.get((key.task, key.method, key.seed), {})
         totals = {
             k: sum(r[k] for r in rows.values())
@@ -166,7 +174,7 @@ class Recorder:
             "total_cost_usd": totals["cost_usd"],
             "wall_s": wall_s,
             "finished_at": _utc(time.time()),
-            "generator_model": self.generator_model if key.method != "manual" else None,
+            "generator_model": self.generator_model if generated else None,
             "blackbox_model": self.blackbox_model,
         }
 

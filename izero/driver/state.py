@@ -1,4 +1,9 @@
-"""Per-run state: the observations a run has made, and what resume needs to replay it."""
+"""Per-run state: the run's evaluations, its rounds' candidates and its method's state.
+
+The checkpoint of a run holds every round's candidates (saved before they are generated) and
+the method's state right after its last proposal, so a resumed run replays exactly the same
+candidates and its method continues from where it stopped.
+"""
 
 from __future__ import annotations
 
@@ -8,35 +13,28 @@ from typing import Any
 
 import torch
 
+from izero.methods.base import Candidate, Evaluation, History
 
-@dataclass
-class Evaluation:
-    """One evaluated instruction of a run (a row of the evaluations table)."""
+__all__ = ["CHECKPOINT_VERSION", "Evaluation", "RunState", "mean_or_none"]
 
-    eval_index: int
-    round: int
-    instruction: str
-    z: tuple[float, ...] | None
-    scores: tuple[float | None, ...]
-    dev_score: float | None
-    duplicate_of: int | None = None
-
-    @property
-    def answered(self) -> bool:
-        """Whether at least one dev example was answered (failed calls never count as wrong)."""
-        return self.dev_score is not None
+#: Layout of a run's checkpoint (1: izero 0.1, soft prompts and warm start only).
+CHECKPOINT_VERSION = 2
 
 
 @dataclass
 class RunState:
-    """Observations of one run, in evaluation order.
+    """Observations of one run, in evaluation order, and what resume needs.
 
-    ``proposals[r]`` are the soft prompts of round ``r`` (``q x d``), saved in the checkpoint
-    before they are generated so that a resumed run replays exactly the same points.
+    ``rounds[r]``: the candidates of round ``r``; ``method_state``: the method's
+    ``state_dict()`` after its latest proposal.
     """
 
     evaluations: list[Evaluation] = field(default_factory=list)
-    proposals: dict[int, list[list[float]]] = field(default_factory=dict)
+    rounds: dict[int, list[Candidate]] = field(default_factory=dict)
+    method_state: dict[str, Any] = field(default_factory=dict)
+
+    def history(self) -> History:
+        return History(self.evaluations)
 
     def first_with(self, instruction: str) -> Evaluation | None:
         """The first answered evaluation of ``instruction``, if any (identical ones score once)."""
@@ -47,42 +45,39 @@ class RunState:
 
     def best(self) -> Evaluation | None:
         """The evaluation with the highest dev score (first one wins ties)."""
-        answered = [ev for ev in self.evaluations if ev.answered]
-        if not answered:
-            return None
-        return max(answered, key=lambda ev: (ev.dev_score, -ev.eval_index))
+        return self.history().best()
 
     def observations(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-        """``(z: n x d, y: n, s: n x m)`` of the answered soft-prompt evaluations, float64.
-
-        A failed example in a score vector (``None``) is filled with that instruction's mean
-        over its answered examples, so the score kernel sees no holes.
-        """
-        rows = [ev for ev in self.evaluations if ev.answered and ev.z is not None]
-        if not rows:
-            return None
-        z = torch.tensor([ev.z for ev in rows], dtype=torch.float64)
-        y = torch.tensor([ev.dev_score for ev in rows], dtype=torch.float64)
-        s = torch.tensor(
-            [[ev.dev_score if v is None else v for v in ev.scores] for ev in rows],
-            dtype=torch.float64,
-        )
-        return z, y, s
+        """See :meth:`izero.methods.History.observations`."""
+        return self.history().observations()
 
     def checkpoint(self, *, rounds_done: int, finished: bool) -> dict[str, Any]:
-        """The JSON-safe checkpoint of this run (proposals are exact float64 reprs)."""
+        """The JSON-safe checkpoint of this run (soft prompts as exact float64 reprs)."""
         return {
+            "version": CHECKPOINT_VERSION,
             "rounds_done": rounds_done,
             "finished": finished,
-            "proposals": {str(r): z for r, z in sorted(self.proposals.items())},
+            "rounds": {str(r): [c.to_json() for c in cs] for r, cs in sorted(self.rounds.items())},
+            "method_state": self.method_state,
         }
 
-    @staticmethod
-    def proposals_from_checkpoint(data: dict[str, Any] | None) -> dict[int, list[list[float]]]:
-        """The per-round proposals saved in a checkpoint (empty when there is none)."""
+    @classmethod
+    def from_checkpoint(cls, data: dict[str, Any] | None) -> RunState:
+        """The rounds and method state saved in a checkpoint (empty when there is none).
+
+        Reads izero 0.1 checkpoints too (``proposals``: soft prompts per round, ``warm_start``:
+        the GP's hyper-parameters, now ``instructzero``'s method state).
+        """
         if not data:
-            return {}
-        return {int(r): [list(map(float, p)) for p in z] for r, z in data["proposals"].items()}
+            return cls()
+        raw = data.get("rounds")
+        if raw is None:  # izero 0.1
+            raw = data.get("proposals", {})
+            method_state = {"warm_start": data.get("warm_start")}
+        else:
+            method_state = dict(data.get("method_state") or {})
+        rounds = {int(r): [Candidate.from_json(c) for c in cs] for r, cs in raw.items()}
+        return cls(rounds=rounds, method_state=method_state)
 
 
 def mean_or_none(scores: tuple[float | None, ...]) -> float | None:

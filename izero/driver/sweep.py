@@ -17,8 +17,8 @@ import pyarrow as pa
 
 from izero.config import SweepConfig, config_to_dict
 from izero.driver.cache_backup import BACKUP_INTERVAL_S, CacheBackup
-from izero.driver.loop import LoopSettings, RunOutcome, SweepLoop
-from izero.driver.plan import SOFT_PROMPT_METHODS, evaluations_per_run, plan_runs
+from izero.driver.loop import PlannedRun, RunOutcome, SweepLoop
+from izero.driver.plan import RunKey, plan_runs
 from izero.driver.progress import Progress
 from izero.driver.recorder import Recorder
 from izero.errors import ConfigError
@@ -118,14 +118,6 @@ def run_sweep(
         for key in plan_runs(config.tasks, config.methods, config.seeds)
     ]
     runs = [(k, _with_metric(s, config.metric_overrides.get(k.task, s.metric))) for k, s in runs]
-    per_run = evaluations_per_run(b.n_init, b.n_rounds, b.q)
-    expected = sum(
-        per_run
-        if k.method in (*SOFT_PROMPT_METHODS, "ape")
-        else len(set(tasks[k.task].annotations))
-        for k, _ in runs
-    )
-    progress = Progress(total_runs=len(runs), expected_evaluations=expected)
 
     _init_ray()
     factory = backends_factory
@@ -138,6 +130,14 @@ def run_sweep(
     backup.restore()
     backends = factory(config=config, tasks=tasks, cache_dir=cache_dir)
     try:
+        planned = [
+            PlannedRun(key, splits, _make_method(config, key, splits, tasks, backends))
+            for key, splits in runs
+        ]
+        progress = Progress(
+            total_runs=len(planned),
+            expected_evaluations=sum(r.method.expected_evaluations() for r in planned),
+        )
         recorder = Recorder(
             store=store,
             sweep=config.name,
@@ -147,15 +147,8 @@ def run_sweep(
         found = recorder.load_existing()
         if found:
             logger.info("resuming: %d evaluations already recorded at %s", found, store.uri)
-        settings = LoopSettings(
-            n_init=b.n_init,
-            n_rounds=b.n_rounds,
-            q=b.q,
-            intrinsic_dim=config.generator.intrinsic_dim,
-            ape_temperature=config.generator.ape_temperature,
-        )
-        loop = SweepLoop(settings=settings, backends=backends, recorder=recorder, progress=progress)
-        outcomes = asyncio.run(_run_with_progress(loop, runs, progress, on_progress, backup))
+        loop = SweepLoop(backends=backends, recorder=recorder, progress=progress)
+        outcomes = asyncio.run(_run_with_progress(loop, planned, progress, on_progress, backup))
         _compact(store)
         store.mark_finished()
     finally:
@@ -210,6 +203,28 @@ async def _backup(backup: CacheBackup) -> None:
         logger.warning("copying the response cache to the results failed (%s)", err)
 
 
+def _make_method(
+    config: SweepConfig, key: RunKey, splits: Any, tasks: dict[str, Any], backends: Any
+) -> Any:
+    """The method object of run ``key``, with its options and the services it may borrow."""
+    from izero.driver.services import RunServices
+    from izero.methods import Budget, RunInfo, method_class
+
+    b = config.budget
+    run = RunInfo(
+        task=key.task,
+        method=key.method,
+        seed=key.seed,
+        splits=splits,
+        budget=Budget(n_init=b.n_init, n_rounds=b.n_rounds, q=b.q),
+        intrinsic_dim=config.generator.intrinsic_dim,
+        annotations=tasks[key.task].annotations,
+    )
+    demos = tuple((ex.input, ex.output) for ex in splits.demos)
+    services = RunServices(backends, key, demos)
+    return method_class(key.method)(run, config.method_options_for(key.method), services)
+
+
 def _with_metric(splits: Any, metric: str) -> Any:
     from dataclasses import replace
 
@@ -218,7 +233,15 @@ def _with_metric(splits: Any, metric: str) -> Any:
 
 def _check_same_sweep(old: dict[str, Any], new: dict[str, Any]) -> None:
     """Refuse to resume a sweep with a config that would change its results."""
-    for section in ("tasks", "seeds", "methods", "budget", "data_dir", "optimizer"):
+    for section in (
+        "tasks",
+        "seeds",
+        "methods",
+        "method_options",
+        "budget",
+        "data_dir",
+        "optimizer",
+    ):
         if old.get(section) != new.get(section):
             raise ConfigError(
                 section,

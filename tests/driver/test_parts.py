@@ -7,7 +7,8 @@ import asyncio
 import pytest
 import torch
 
-from izero.driver.backends import ProposalBatcher, as_cache_hit
+from izero.driver.backends import as_cache_hit
+from izero.driver.proposals import ProposalBatcher
 from izero.driver.plan import RunKey, plan_runs
 from izero.driver.progress import Progress
 from izero.driver.state import Evaluation, RunState, mean_or_none
@@ -25,29 +26,36 @@ def _observations(seed: int, n: int = 6, d: int = 3, m: int = 4):
 def test_proposals_of_runs_that_ask_together_share_one_ray_task(ray_local):
     from izero.bo import ProposerOptions
 
-    batcher = ProposalBatcher(options=ProposerOptions(), q=2, window_s=0.2)
+    batcher = ProposalBatcher(options=ProposerOptions(), window_s=0.2)
 
-    async def ask():
+    async def ask(warm=None):
         return await asyncio.gather(
             *(
-                batcher.propose(key=f"task{i}", z=z, y=y, s=s, seed=i)
+                batcher.propose(
+                    key=f"task{i}",
+                    z=z,
+                    y=y,
+                    s=s,
+                    q=2,
+                    seed=i,
+                    warm_start=None if warm is None else warm[i],
+                )
                 for i, (z, y, s) in enumerate(_observations(i) for i in range(3))
             )
         )
 
     proposals = asyncio.run(ask())
     assert batcher.batches == [3]
-    for p in proposals:
+    for p, warm in proposals:
         assert p.shape == (2, 3) and bool(((p >= -1) & (p <= 1)).all())
-    # The warm start of each run survives a checkpoint round trip exactly.
-    saved = batcher.export("task1")
-    assert saved is not None
-    fresh = ProposalBatcher(options=ProposerOptions(), q=2)
-    fresh.restore("task1", saved)
-    for name, value in batcher._states["hyperparameters"]["task1"].items():
-        torch.testing.assert_close(
-            fresh._states["hyperparameters"]["task1"][name], value.to(torch.float64), rtol=0, atol=0
-        )
+        assert warm is not None and warm["values"]
+    # Each run's warm start is JSON (its checkpoint), and feeding it back warm-starts the fit.
+    import json
+
+    warm = [json.loads(json.dumps(w)) for _, w in proposals]
+    again = asyncio.run(ask(warm))
+    assert batcher.batches == [3, 3]
+    assert all(p.shape == (2, 3) for p, _ in again)
 
 
 def test_run_state_best_observations_and_failed_examples():
@@ -65,12 +73,26 @@ def test_run_state_best_observations_and_failed_examples():
     assert z.shape == (3, 2) and y.tolist() == [0.5, 2 / 3, 2 / 3]
     assert s[0].tolist() == [1.0, 0.5, 0.0]  # the failed example takes the instruction's mean
     assert mean_or_none((None, None)) is None and mean_or_none((1.0, None, 0.0)) == 0.5
-    # Proposals survive the JSON checkpoint bit for bit.
-    state.proposals[1] = [[0.1 + 1e-17, -0.3333333333333333]]
+    # Candidates and the method's state survive the JSON checkpoint bit for bit.
+    from izero.methods import Candidate
+
+    state.rounds[1] = [
+        Candidate.soft_prompt([0.1 + 1e-17, -0.3333333333333333]),
+        Candidate.instruction("Add the numbers."),
+        Candidate.sampled(temperature=0.7, sample_seed=3, demos=(("1 2", "3"),)),
+    ]
+    state.method_state = {"warm_start": {"values": {"a": [0.1]}}}
     data = state.checkpoint(rounds_done=1, finished=False)
     import json
 
-    assert RunState.proposals_from_checkpoint(json.loads(json.dumps(data))) == state.proposals
+    back = RunState.from_checkpoint(json.loads(json.dumps(data)))
+    assert back.rounds == state.rounds and back.method_state == state.method_state
+    # izero 0.1 checkpoints (soft prompts and a warm start) still resume.
+    legacy = RunState.from_checkpoint(
+        {"proposals": {"0": [[0.5, -0.5]]}, "warm_start": {"values": {}}, "rounds_done": 1}
+    )
+    assert legacy.rounds == {0: [Candidate.soft_prompt([0.5, -0.5])]}
+    assert legacy.method_state == {"warm_start": {"values": {}}}
 
 
 def test_resume_refuses_a_config_that_changes_results():
@@ -109,7 +131,7 @@ def test_joined_scoring_result_is_free():
 def test_plan_and_progress_line():
     runs = plan_runs(("sum", "diff"), ("instructzero", "random"), (0, 1))
     assert len(runs) == 8 and runs[0] == RunKey("sum", "instructzero", 0)
-    assert RunKey("sum", "ape", 3).id == "sum__ape__3"
+    assert RunKey("sum", "sampling", 3).id == "sum__sampling__3"
     progress = Progress(total_runs=8, expected_evaluations=100)
     assert "ETA ?" in progress.line()
     progress.evaluations = 50

@@ -22,7 +22,7 @@ def smoke_config(tmp_path, **extra):
         "name": "smoke",
         "tasks": TASKS,
         "seeds": [0],
-        "methods": ["instructzero", "random", "ape", "manual"],
+        "methods": ["instructzero", "random", "sampling", "manual"],
         "budget": {"preset": "smoke"},
         "generator": {"model": "tiny:llama", "device": "cpu", "max_new_tokens": 12},
         "blackbox": {"backend": "simulated", "rpm": 6000, "concurrency": 16},
@@ -49,17 +49,21 @@ def test_offline_sweep_writes_every_row(ray_local, tmp_path):
         files = sorted(p.relative_to(root / table) for p in (root / table).rglob("*.parquet"))
         assert [f.parent.name for f in files] == [f"task={t}" for t in sorted(TASKS)], files
     for task in TASKS:
-        for method in ("instructzero", "random", "ape"):
+        for method in ("instructzero", "random", "sampling"):
             rows = [r for r in ev if r["task"] == task and r["method"] == method]
             assert sorted(r["eval_index"] for r in rows) == list(range(budget))
             assert {r["round"] for r in rows} == (
-                {0} if method == "ape" else set(range(cfg.budget.n_rounds + 1))
+                {0} if method == "sampling" else set(range(cfg.budget.n_rounds + 1))
             )
-            if method != "ape":
+            # every generated instruction names the generator; texts (manual) do not
+            assert all(r["generator_model"] == "tiny:llama" for r in rows)
+            assert all(r["gen_started_at"] is not None for r in rows)
+            if method != "sampling":
                 assert all(len(r["z"]) == cfg.generator.intrinsic_dim for r in rows)
                 assert all(-1.0 <= v <= 1.0 for r in rows for v in r["z"])
         manual = [r for r in ev if r["task"] == task and r["method"] == "manual"]
         assert manual and all(r["z"] is None for r in manual)
+        assert all(r["generator_model"] is None and r["gen_started_at"] is None for r in manual)
     for s in summaries:
         assert s["best_instruction"]
         assert s["n_test"] == cfg.budget.n_test
