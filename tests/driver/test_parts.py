@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from izero.driver.backends import as_cache_hit
-from izero.driver.proposals import ProposalBatcher
 from izero.driver.plan import RunKey, plan_runs
 from izero.driver.progress import Progress
+from izero.driver.proposals import ProposalBatcher
 from izero.driver.state import Evaluation, RunState, mean_or_none
 from izero.driver.sweep import _check_same_sweep
 from izero.errors import ConfigError
