@@ -38,7 +38,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import ClassVar
 
-import cma
 import numpy as np
 import torch
 from botorch.acquisition.analytic import ExpectedImprovement, LogExpectedImprovement
@@ -291,6 +290,8 @@ def cma_es_maximize(
     Returns:
         ``k x d`` best points (one per run, inside the box) and their ``k`` objective values.
     """
+    import cma  # 2 s to import and it installs warning filters: only when a search runs
+
     k = starts.shape[0]
     if len(seeds) != k:
         raise OptimizerError(f"need one seed per CMA-ES run: got {len(seeds)} for {k} starts")

@@ -232,3 +232,14 @@ def test_bad_observations_and_q_are_refused():
         propose_paper(obs.z, obs.y, obs.s, q=3, seed=0, options=PaperSearchOptions(num_starts=2))
     with pytest.raises(OptimizerError, match="z: n x d"):
         propose_paper(obs.z, obs.y[:3], obs.s, q=2, seed=0)
+
+
+def test_duplicate_points_and_constant_scores_still_give_q_points():
+    """Identical soft prompts evaluated twice (two runs can share a winner) and a task where
+    every instruction scores the same are ordinary rounds, not errors."""
+    obs = make_observations(10, 4, 8, seed=6)
+    z, y, s = (torch.cat([t, t[:4]]) for t in (obs.z, obs.y, obs.s))
+    opts = PaperSearchOptions(popsize=10, max_generations=3)
+    assert propose_paper(z, y, s, q=6, seed=1, options=opts).shape == (6, 4)
+    flat = propose_paper(obs.z, obs.y * 0, obs.s * 0, q=6, seed=1, options=opts)
+    assert flat.shape == (6, 4) and torch.isfinite(flat).all()
