@@ -14,21 +14,27 @@ is ``K_S`` up to jitter), so ``K_Z`` is factorised once. q-LogEI / q-LogNEI with
 base samples is evaluated through a precomputed posterior (``posterior.CoupledPosteriorModel``)
 and maximised for all tasks at once by projected Adam from batches built around each task's
 best points (``acquisition.py``); duplicates are replaced by Sobol points (``dedup.py``).
+
+The paper's own procedure (analytic EI maximised by one CMA-ES run from each of the best
+points) is :func:`propose_paper` (``paper.py``), one task per call.
 """
 
 from izero.bo.baselines import SobolProposer, UniformProposer, initial_design
 from izero.bo.kernels import InstructionCoupledKernel, make_covar_module
 from izero.bo.observations import TaskObservations
 from izero.bo.options import ProposerOptions
+from izero.bo.paper import PaperSearchOptions, propose_paper
 from izero.bo.proposer import BatchProposer
 
 __all__ = [
     "BatchProposer",
     "InstructionCoupledKernel",
+    "PaperSearchOptions",
     "ProposerOptions",
     "SobolProposer",
     "TaskObservations",
     "UniformProposer",
     "initial_design",
     "make_covar_module",
+    "propose_paper",
 ]

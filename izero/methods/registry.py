@@ -11,6 +11,7 @@ if TYPE_CHECKING:
 #: name -> "module:Class"; one module per method.
 _METHODS: dict[str, str] = {
     "instructzero": "izero.methods.instructzero:InstructZero",
+    "instructzero_paper": "izero.methods.instructzero_paper:InstructZeroPaper",
     "random": "izero.methods.random_search:RandomSearch",
     "sampling": "izero.methods.sampling:Sampling",
     "manual": "izero.methods.manual:Manual",
