@@ -16,8 +16,9 @@ Statistics (pure functions of the results tables, no I/O):
   noise), and is **undecided** with fewer than two paired seeds. The mean difference over tasks
   (the tasks both have) gets the combined interval above and the same verdict.
 
-Each task verdict is a test at the 95% level: where there is no real difference, about one
-task in twenty still shows a win or a loss by chance.
+Each verdict is a test at the 95% level: where there is no real difference, about one
+comparison in twenty still shows a win or a loss by chance (no correction for multiple
+comparisons is made; the report says so).
 """
 
 from __future__ import annotations
@@ -312,8 +313,9 @@ def noise_sentences(comparison: Comparison) -> list[str]:
     out.append(
         f"Wins, ties and losses against {c.reference} are paired over seeds (the runs of one "
         f"seed share the task's examples): a tie means the {level} interval of the difference "
-        "covers 0, i.e. the difference is within noise. At this level about one task in twenty "
-        "shows a win or a loss by chance alone."
+        "covers 0, i.e. the difference is within noise. At this level about one comparison in "
+        "twenty (a task, or a method's mean over tasks) shows a win or a loss by chance alone: "
+        "the more tasks and methods, the more such chance verdicts."
     )
     within = []
     for v in c.versus:

@@ -235,7 +235,7 @@ def test_noise_sentences_say_what_is_within_noise(sweep):
     assert "manual against instructzero: mean difference +0.300" in text
     assert "3 undecided" in text and "cannot be told from noise" in text
     assert "its interval is undefined (n/a)" in text  # manual has a single seed
-    assert "about one task in twenty" in text
+    assert "about one comparison in twenty" in text
 
 
 def test_all_within_noise_is_said_plainly(tmp_path):
