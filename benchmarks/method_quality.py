@@ -20,7 +20,8 @@ interval covers 0.
 
 The last line printed is one JSON object with ``methods``, ``mean_test``, ``ci95`` (method ->
 [lo, hi], null when undefined), ``calls`` (paid black-box calls) and ``cost_usd`` (method ->
-number), and the comparison against the reference under ``versus``.
+number), the comparison against the reference under ``versus``, and ``on_task_share``
+(method -> share of evaluated instructions that mention a keyword of their task).
 """
 
 from __future__ import annotations
@@ -127,6 +128,24 @@ def _totals(summaries, method: str) -> tuple[int, float]:
     return calls, cost
 
 
+def on_task_share(evaluations, tasks: tuple[str, ...]) -> dict[str, float]:
+    """Method -> share of its evaluated instructions that mention any of the task's keywords,
+    i.e. that the simulated black box answers better than its floor (relevance > 0)."""
+    from izero.blackbox.simulated import SimulatedModel
+    from izero.tasks import load_task
+    from izero.tasks.builtin import BUILTIN_TASKS
+
+    model = SimulatedModel(  # the keywords the sweep's simulated server was given
+        [load_task(t) for t in tasks],
+        keywords={t: BUILTIN_TASKS[t].keywords for t in tasks if t in BUILTIN_TASKS},
+    )
+    hits: dict[str, list[bool]] = {}
+    for row in evaluations.select(["task", "method", "instruction"]).to_pylist():
+        on_task = model.relevance(row["instruction"], row["task"]) > 0
+        hits.setdefault(row["method"], []).append(on_task)
+    return {m: sum(h) / len(h) for m, h in hits.items()}
+
+
 def _fmt(iv) -> str:
     if iv.mean is None:
         return "n/a"
@@ -226,6 +245,8 @@ def main(argv: list[str] | None = None) -> int:
         for method in methods:
             uris[method], walls[method] = run_method(method, args, root)
         summaries = pa.concat_tables([ResultsStore(u).read_summaries() for u in uris.values()])
+        evaluations = pa.concat_tables([ResultsStore(u).read_evaluations() for u in uris.values()])
+        on_task = on_task_share(evaluations, args.tasks)
         comparison = compare_methods(summaries, reference=args.reference)
         totals = {m: _totals(summaries, m) for m in methods}
         report_path = None
@@ -241,7 +262,16 @@ def main(argv: list[str] | None = None) -> int:
 
     versus = {v.method: v for v in comparison.versus}
     ref = comparison.reference
-    header = ["method", "mean test [95%]", f"vs {ref} [95%]", "W/T/L/U", "calls", "cost $", "wall"]
+    header = [
+        "method",
+        "mean test [95%]",
+        f"vs {ref} [95%]",
+        "W/T/L/U",
+        "on-task",
+        "calls",
+        "cost $",
+        "wall",
+    ]
     rows = []
     for m in methods:
         iv = comparison.per_method.get(m)
@@ -252,6 +282,7 @@ def main(argv: list[str] | None = None) -> int:
                 "n/a" if iv is None else _fmt(iv),
                 "reference" if m == ref else ("n/a" if v is None else _fmt_diff(v.interval)),
                 "" if v is None else "/".join(str(v.counts[k]) for k in v.counts),
+                f"{100 * on_task.get(m, 0.0):.1f}%",
                 str(totals[m][0]),
                 f"{totals[m][1]:.4f}",
                 f"{walls[m]:.0f} s",
@@ -270,6 +301,12 @@ def main(argv: list[str] | None = None) -> int:
               else "n/a" for m in methods)]
         for t in comparison.tasks
     ]  # fmt: skip
+    print(
+        "W/T/L/U: tasks won/tied/lost/undecided against the reference (paired over seeds); "
+        "on-task: share of evaluated instructions that mention a keyword of their task (the "
+        "only thing the simulated black box rewards); calls and cost: paid black-box calls."
+    )
+    print()
     print("Test score per task, mean over seeds [95% interval]:")
     print(_table(task_header, task_rows))
     print()
@@ -290,6 +327,7 @@ def main(argv: list[str] | None = None) -> int:
         "ci95": {m: bounds(comparison.per_method.get(m)) for m in methods},
         "calls": {m: totals[m][0] for m in methods},
         "cost_usd": {m: round(totals[m][1], 6) for m in methods},
+        "on_task_share": {m: round(on_task.get(m, 0.0), 4) for m in methods},
         "reference": ref,
         "versus": {
             m: {

@@ -164,6 +164,9 @@ def test_method_quality_small(tmp_path):
         assert out["cost_usd"][m] == pytest.approx(cost, abs=1e-6) and cost > 0
         tests = [r["test_score"] for r in store.read_summaries().to_pylist()]
         assert len(tests) == 4 and out["mean_test"][m] == pytest.approx(sum(tests) / 4)
+    # 3 of the 4 annotations of sum and of diff name a keyword of their task.
+    assert out["on_task_share"]["manual"] == pytest.approx(0.75)
+    assert all(0.0 <= out["on_task_share"][m] <= 1.0 for m in methods)
     report = (tmp_path / "combined" / "report" / "report.md").read_text()
     assert "## Against instructzero" in report and "## What is within noise" in report
 
