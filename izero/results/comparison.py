@@ -333,20 +333,23 @@ def noise_sentences(comparison: Comparison) -> list[str]:
         elif not d.defined:
             out.append(
                 f"{v.method} against {v.reference}: mean difference {_signed(d.mean)} ({tally}); "
-                "its interval is undefined (a single seed), so it cannot be told from noise."
-            )
-        elif v.verdict == "tie":
-            within.append(v.method)
-            out.append(
-                f"{v.method} against {v.reference}: mean difference {_signed(d.mean)} "
-                f"[{_signed(d.lo)}, {_signed(d.hi)}], within noise ({tally})."  # type: ignore[arg-type]
+                "its interval is undefined (some task has a single paired seed), so it cannot be "
+                "told from noise."
             )
         else:
-            word = "higher" if v.verdict == "win" else "lower"
-            out.append(
-                f"{v.method} scores {word} than {v.reference} beyond noise: mean difference "
-                f"{_signed(d.mean)} [{_signed(d.lo)}, {_signed(d.hi)}] ({tally})."  # type: ignore[arg-type]
-            )
+            bounds = f"[{_signed(d.lo or 0.0)}, {_signed(d.hi or 0.0)}]"  # defined here
+            if v.verdict == "tie":
+                within.append(v.method)
+                out.append(
+                    f"{v.method} against {v.reference}: mean difference {_signed(d.mean)} "
+                    f"{bounds}, within noise ({tally})."
+                )
+            else:
+                word = "higher" if v.verdict == "win" else "lower"
+                out.append(
+                    f"{v.method} scores {word} than {v.reference} beyond noise: mean difference "
+                    f"{_signed(d.mean)} {bounds} ({tally})."
+                )
     if within and len(within) == len(c.versus):
         out.append(
             f"No method differs from {c.reference} beyond noise on the mean over tasks: these "
