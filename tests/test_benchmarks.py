@@ -125,3 +125,68 @@ def test_sweep_e2e_small(data_dir):
     )  # fmt: skip
     assert set(out) >= {"wall_over_bound", "speedup_vs_original_order"}
     assert out["tasks"] == 2 and out["wall_over_bound"] > 0
+
+
+def test_method_quality_small(tmp_path):
+    """Three methods at a tiny size (each runs its own sweep; every method's own sweep is
+    tested in tests/driver); the figures are what the results hold."""
+    import pyarrow.compute as pc
+
+    from izero.results import ResultsStore
+
+    price_prompt, price_completion = 0.002, 0.004
+    out = _run(
+        "method_quality.py",
+        "--methods", "instructzero,random,manual",
+        "--tasks", "sum,diff",
+        "--seeds", "2",
+        "--preset", "smoke",
+        "--price-prompt", str(price_prompt),
+        "--price-completion", str(price_completion),
+        "--out", str(tmp_path),
+    )  # fmt: skip
+    methods = out["methods"]
+    assert methods == ["instructzero", "random", "manual"]
+    assert set(out) >= {"methods", "mean_test", "ci95", "calls", "cost_usd"}
+    assert out["reference"] == "instructzero" and set(out["versus"]) == set(methods) - {
+        "instructzero"
+    }
+    for m in methods:
+        lo, hi = out["ci95"][m]
+        assert lo <= out["mean_test"][m] <= hi
+        # Read the method's own sweep back: paid calls and their price.
+        store = ResultsStore(tmp_path / m)
+        calls = store.read_calls()
+        paid = calls.filter(pc.invert(calls.column("cached")))
+        assert out["calls"][m] == paid.num_rows > 0
+        tokens = [pc.sum(paid.column(c)).as_py() for c in ("prompt_tokens", "completion_tokens")]
+        cost = (tokens[0] * price_prompt + tokens[1] * price_completion) / 1000
+        assert out["cost_usd"][m] == pytest.approx(cost, abs=1e-6) and cost > 0
+        tests = [r["test_score"] for r in store.read_summaries().to_pylist()]
+        assert len(tests) == 4 and out["mean_test"][m] == pytest.approx(sum(tests) / 4)
+    # 3 of the 4 annotations of sum and of diff name a keyword of their task.
+    assert out["on_task_share"]["manual"] == pytest.approx(0.75)
+    assert all(0.0 <= out["on_task_share"][m] <= 1.0 for m in methods)
+    report = (tmp_path / "combined" / "report" / "report.md").read_text()
+    assert "## Against instructzero" in report and "## What is within noise" in report
+
+
+def test_method_quality_defaults_to_every_method_a_sweep_accepts():
+    import importlib.util
+
+    from izero.config import SweepConfig
+    from izero.errors import ConfigError
+    from izero.methods import METHOD_NAMES
+
+    spec = importlib.util.spec_from_file_location("mq", ROOT / "benchmarks" / "method_quality.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    known = module.known_methods()
+    assert {"instructzero", "random", "manual"} <= set(known)
+    for name in METHOD_NAMES:
+        try:
+            SweepConfig(methods=(name,))
+        except ConfigError:
+            assert name not in known
+        else:
+            assert name in known

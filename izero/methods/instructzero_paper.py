@@ -24,13 +24,11 @@ from typing import Any, ClassVar
 from izero.bo.paper import PaperSearchOptions, propose_paper
 from izero.errors import ConfigError, OptimizerError
 from izero.methods.base import Candidate, History, Method, MethodServices, RunInfo
+from izero.methods.instructzero import MIN_GP_OBSERVATIONS, ROUND_SEED_STRIDE
+from izero.methods.sobol import sobol_round
 
 logger = logging.getLogger(__name__)
 
-#: Seeds of a run's rounds: ``seed * ROUND_SEED_STRIDE + round`` (as ``instructzero``).
-ROUND_SEED_STRIDE = 1000
-#: Fewest answered soft-prompt evaluations a GP is fitted on.
-MIN_GP_OBSERVATIONS = 2
 #: The box of the run's Sobol design (``MethodServices.sobol``).
 SOBOL_LOWER, SOBOL_UPPER = -1.0, 1.0
 
@@ -59,16 +57,6 @@ class InstructZeroPaperOptions(PaperSearchOptions):
                     f"{allowed} (the initial Sobol design fills [-1, 1]^d)",
                     f"set {field} to {allowed}",
                 )
-
-
-def sobol_round(run: RunInfo, services: MethodServices, round: int) -> list[Candidate]:
-    """Round ``round``'s slice of the run's Sobol sequence: the first ``n_init`` points for
-    round 0, the next ``q`` for each later round."""
-    b = run.budget
-    start = 0 if round == 0 else b.n_init + (round - 1) * b.q
-    n = b.n_init if round == 0 else b.q
-    points = services.sobol(start + n, run.intrinsic_dim, seed=run.seed)[start:]
-    return [Candidate.soft_prompt(p) for p in points.tolist()]
 
 
 class InstructZeroPaper(Method):

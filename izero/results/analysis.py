@@ -67,7 +67,7 @@ def _mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
     return float(arr.mean()), std
 
 
-def _latest_summaries(summaries: pa.Table) -> dict[tuple[str, str, int], dict[str, Any]]:
+def latest_summaries(summaries: pa.Table) -> dict[tuple[str, str, int], dict[str, Any]]:
     """(task, method, seed) -> summary row; a run summarised twice keeps its latest row."""
     out: dict[tuple[str, str, int], dict[str, Any]] = {}
     for row in summaries.to_pylist():
@@ -99,7 +99,7 @@ def method_results(*, summaries: pa.Table, evaluations: pa.Table) -> list[Method
     runs: dict[tuple[str, str, int], dict[str, Any]] = {}
     for key, (dev, instruction) in _best_from_evaluations(evaluations).items():
         runs[key] = {"dev": dev, "test": None, "instruction": instruction}
-    for key, row in _latest_summaries(summaries).items():
+    for key, row in latest_summaries(summaries).items():
         runs[key] = {
             "dev": row["best_dev_score"],
             "test": row["test_score"],

@@ -1,4 +1,5 @@
-"""The ``izero report`` command: ``izero report RESULTS [--format md|html] [--out DIR]``.
+"""The ``izero report`` command: ``izero report RESULTS [--format md|html] [--out DIR]
+[--reference METHOD]``.
 
 The CLI wires it as a sub-command::
 
@@ -45,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="requests-per-minute limit drawn in the call-rate plot "
         "(default: blackbox.rpm from the sweep's provenance)",
     )
+    parser.add_argument(
+        "--reference",
+        default=None,
+        metavar="METHOD",
+        help="method the others are compared with (wins/ties/losses over seeds; default: "
+        "instructzero when the results have it, else the first method by name)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
             out=args.out,
             fmt=args.format,
             rate_limit_rpm=args.rpm_limit,
+            reference=args.reference,
         )
     except ResultsError as exc:
         print(f"izero report: error: {exc}", file=sys.stderr)

@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from izero.errors import ResultsError
 from izero.results.analysis import best_so_far_curves, call_rate, request_times
+from izero.results.comparison import CONFIDENCE, method_curves
 
 #: PNG resolution (dots per inch).
 PLOT_DPI = 100
@@ -82,6 +83,36 @@ def plot_best_dev(evaluations: pa.Table) -> bytes:
             ax.text(0.5, 0.5, "no scored evaluations", ha="center", transform=ax.transAxes)
     for j in range(len(tasks), nrows * ncols):
         axes[j // ncols][j % ncols].set_visible(False)
+    fig.tight_layout()
+    return _png(fig)
+
+
+def plot_method_curves(evaluations: pa.Table, *, confidence: float = CONFIDENCE) -> bytes:
+    """PNG of best dev score so far against evaluations, one line per method.
+
+    Each line is the mean over tasks of the mean over seeds; the band is its interval
+    (:func:`izero.results.comparison.method_curves`; absent where a task has one seed).
+    """
+    curves = method_curves(evaluations, confidence=confidence)
+    if not curves:
+        raise ResultsError("method plot: no evaluations to plot")
+    colors = _method_colors(list(curves))
+    fig = _new_figure(7.0, 4.0)
+    ax = fig.subplots()
+    for method, c in curves.items():
+        if np.all(np.isnan(c.mean)):
+            continue
+        ax.plot(c.x, c.mean, color=colors[method], label=f"{method} ({c.runs} runs)")
+        if not np.all(np.isnan(c.lo)):
+            ax.fill_between(c.x, c.lo, c.hi, color=colors[method], alpha=0.15, linewidth=0)
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel("best dev score so far")
+    ax.set_title(f"mean over tasks and seeds, band: {100 * confidence:g}% interval", fontsize=10)
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize="small", loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    else:
+        ax.text(0.5, 0.5, "no scored evaluations", ha="center", transform=ax.transAxes)
     fig.tight_layout()
     return _png(fig)
 

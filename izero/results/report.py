@@ -2,12 +2,19 @@
 
 The report holds:
 
+- the method comparison (:mod:`izero.results.comparison`): per task, each method's mean test
+  score over seeds with a 95% Student-t interval; per method, the mean over tasks with its
+  interval; wins/ties/losses against a reference method (``reference``, default
+  ``instructzero`` when present), paired over seeds, where a tie is a difference within noise;
+  and sentences saying which differences are within noise;
 - a per-task table: for each method, dev and test score as mean ± standard deviation over
   seeds (sample std, ``ddof=1``; 0 for a single seed), and the best instruction (the seed
   with the highest dev score);
 - a per-method overview: mean test score over tasks and the number of tasks each method wins;
 - ``plots/best_dev_vs_evaluations.png``: best dev score so far against the number of
   evaluations, one panel per task, one line per method (mean over seeds, band = min..max);
+- ``plots/best_dev_by_method.png``: best dev score so far against evaluations, one line per
+  method (mean over tasks and seeds, band = 95% interval);
 - ``plots/calls_per_minute.png``: black-box requests per minute over the sweep against the
   rate limit (from the argument, or the provenance config ``blackbox.rpm``).
 
@@ -38,7 +45,8 @@ from izero.results.analysis import (
     request_times,
     to_seconds,
 )
-from izero.results.plots import plot_best_dev, plot_call_rate
+from izero.results.comparison import Comparison, Interval, compare_methods, noise_sentences
+from izero.results.plots import plot_best_dev, plot_call_rate, plot_method_curves
 from izero.results.provenance import Provenance
 from izero.results.store import ResultsStore
 
@@ -50,6 +58,8 @@ FORMATS = ("md", "html")
 PLOTS_DIR = "plots"
 #: File name of the best-dev-score plot.
 BEST_DEV_PLOT = "best_dev_vs_evaluations.png"
+#: File name of the per-method best-dev plot.
+METHOD_PLOT = "best_dev_by_method.png"
 #: File name of the call-rate plot.
 CALL_RATE_PLOT = "calls_per_minute.png"
 #: Default report folder under the results root.
@@ -69,12 +79,14 @@ class Report:
         plots: paths of the PNG files written.
         results: the per-(task, method) lines of the table.
         filesystem: the filesystem the paths live on.
+        comparison: the method comparison (test scores, intervals, verdicts).
     """
 
     path: str
     plots: tuple[str, ...]
     results: tuple[MethodResult, ...]
     filesystem: pafs.FileSystem
+    comparison: Comparison
 
 
 # --------------------------------------------------------------------------- text
@@ -98,7 +110,8 @@ def _clip(text: str | None) -> str:
 
 
 def _overview(results: Sequence[MethodResult]) -> list[list[str]]:
-    """Per method: tasks, mean of per-task test means, tasks won (highest test mean)."""
+    """Per method: tasks, mean of per-task test means, tasks where its test mean is the highest
+    (whether or not that is beyond noise: the comparison section says)."""
     by_task: dict[str, list[MethodResult]] = {}
     for r in results:
         by_task.setdefault(r.task, []).append(r)
@@ -158,13 +171,123 @@ _TABLE_HEADER = [
     "best instruction",
     "best run",
 ]
-_OVERVIEW_HEADER = ["method", "tasks", "mean dev", "mean test", "tasks won (test)"]
+_OVERVIEW_HEADER = ["method", "tasks", "mean dev", "mean test", "tasks with the top test mean"]
+
+#: How each verdict against the reference reads in the report.
+VERDICT_TEXT = {
+    "win": "higher, beyond noise",
+    "tie": "within noise",
+    "loss": "lower, beyond noise",
+    "undecided": "interval undefined",
+}
+
+
+def _fmt_signed(value: float | None) -> str:
+    if value is None:
+        return "n/a"
+    return f"{value if round(value, SCORE_DECIMALS) else 0.0:+.{SCORE_DECIMALS}f}"
+
+
+def _fmt_interval(iv: Interval, *, signed: bool = False) -> str:
+    """``mean [lo, hi]``, or ``mean [n/a]`` when the interval is undefined."""
+    f = _fmt_signed if signed else _fmt
+    if iv.mean is None:
+        return "n/a"
+    bounds = f"[{f(iv.lo)}, {f(iv.hi)}]" if iv.defined else "[n/a]"
+    return f"{f(iv.mean)} {bounds}"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Section:
+    title: str
+    paragraphs: list[str]
+    header: list[str]
+    rows: list[list[str]]
+
+
+def _comparison_sections(c: Comparison) -> list[_Section]:
+    """The method comparison as report sections (tables and sentences)."""
+    level = f"{100 * c.confidence:g}%"
+    if not c.methods:
+        return [_Section("Method comparison", noise_sentences(c), [], [])]
+    header = ["task", *c.methods]
+    rows = []
+    for task in c.tasks:
+        row = [task]
+        for m in c.methods:
+            ts = c.per_task.get((task, m))
+            row.append("n/a" if ts is None else f"{_fmt_interval(ts.interval)} n={len(ts.seeds)}")
+        rows.append(row)
+    rows.append(["mean over tasks", *(_fmt_interval(c.per_method[m]) for m in c.methods)])
+    sections = [
+        _Section(
+            "Method comparison: test score",
+            [f"Mean test score over seeds per task, [{level} interval], n = seeds."],
+            header,
+            rows,
+        )
+    ]
+    if c.reference is not None:
+        vs_header = [
+            "method",
+            "tasks",
+            f"mean difference to {c.reference} [{level}]",
+            "wins",
+            "ties",
+            "losses",
+            "undecided",
+            "verdict",
+        ]
+        vs_rows = [
+            [
+                v.method,
+                str(len(v.per_task)),
+                _fmt_interval(v.interval, signed=True),
+                *(str(v.counts[k]) for k in ("win", "tie", "loss", "undecided")),
+                VERDICT_TEXT[v.verdict],
+            ]
+            for v in c.versus
+        ]
+        sections.append(
+            _Section(
+                f"Against {c.reference}",
+                [
+                    "Test score of each method minus the reference's, paired over seeds; a tie "
+                    "is a difference whose interval covers 0."
+                ],
+                vs_header,
+                vs_rows,
+            )
+        )
+        others = [v.method for v in c.versus]
+        by_task = {(p.task, v.method): p for v in c.versus for p in v.per_task}
+        task_rows = []
+        for task in c.tasks:
+            row = [task]
+            for m in others:
+                p = by_task.get((task, m))
+                row.append(
+                    "n/a" if p is None else f"{_fmt_interval(p.interval, signed=True)} {p.verdict}"
+                )
+            task_rows.append(row)
+        if others:
+            sections.append(
+                _Section(
+                    f"Per task against {c.reference}",
+                    [f"Difference to {c.reference} [{level} interval over paired seeds], verdict."],
+                    ["task", *others],
+                    task_rows,
+                )
+            )
+    sections.append(_Section("What is within noise", noise_sentences(c), [], []))
+    return sections
 
 
 @dataclasses.dataclass(frozen=True)
 class _Facts:
     title: str
     lines: list[tuple[str, str]]
+    comparison: list[_Section]
     overview: list[list[str]]
     table: list[list[str]]
     plots: list[tuple[str, str]]  # (caption, relative path)
@@ -184,6 +307,12 @@ def _md_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 def _render_md(f: _Facts) -> str:
     parts = [f"# {f.title}", ""]
     parts += [f"- **{k}**: {_md_cell(v)}" for k, v in f.lines]
+    for sec in f.comparison:
+        parts += ["", f"## {sec.title}", ""]
+        if sec.header:
+            parts += [*sec.paragraphs, "", _md_table(sec.header, sec.rows)]
+        else:
+            parts += [f"- {p}" for p in sec.paragraphs]
     parts += ["", "## Methods over all tasks", "", _md_table(_OVERVIEW_HEADER, f.overview)]
     parts += ["", "## Per task", "", _md_table(_TABLE_HEADER, f.table), ""]
     parts += ["## Plots", ""]
@@ -215,10 +344,19 @@ def _render_html(f: _Facts) -> str:
         for c, rel in f.plots
     )
     notes = "".join(f"<p><i>{html.escape(n)}</i></p>\n" for n in f.notes)
+    comparison = ""
+    for sec in f.comparison:
+        comparison += f"<h2>{html.escape(sec.title)}</h2>\n"
+        if sec.header:
+            comparison += "".join(f"<p>{html.escape(p)}</p>\n" for p in sec.paragraphs)
+            comparison += _html_table(sec.header, sec.rows) + "\n"
+        else:
+            items_ = "".join(f"<li>{html.escape(p)}</li>\n" for p in sec.paragraphs)
+            comparison += f"<ul>\n{items_}</ul>\n"
     return (
         '<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
         f"<title>{html.escape(f.title)}</title><style>{_CSS}</style></head><body>\n"
-        f"<h1>{html.escape(f.title)}</h1>\n<ul>\n{items}</ul>\n"
+        f"<h1>{html.escape(f.title)}</h1>\n<ul>\n{items}</ul>\n{comparison}"
         f"<h2>Methods over all tasks</h2>\n{_html_table(_OVERVIEW_HEADER, f.overview)}\n"
         f"<h2>Per task</h2>\n{_html_table(_TABLE_HEADER, f.table)}\n"
         f"<h2>Plots</h2>\n{plots}{notes}</body></html>\n"
@@ -308,6 +446,7 @@ def build_report(
     fmt: str = "md",
     rate_limit_rpm: float | None = None,
     rate_bin_s: float | None = None,
+    reference: str | None = None,
 ) -> Report:
     """Write the report of the sweep at ``results``.
 
@@ -319,9 +458,12 @@ def build_report(
         rate_limit_rpm: requests-per-minute limit drawn in the call-rate plot; None = read
             from the provenance config (``blackbox.rpm``); no line when neither has one.
         rate_bin_s: bin width of the call-rate plot in seconds; None = automatic.
+        reference: the method the others are compared with (wins/ties/losses); None =
+            ``instructzero`` when it has test scores, else the first method by name.
 
     Raises:
-        ResultsError: unknown format, or no results at ``results``.
+        ResultsError: unknown format, no results at ``results``, or a ``reference`` without
+            test scores there.
     """
     if fmt not in FORMATS:
         raise ResultsError(f"report format: got {fmt!r}; expected one of {', '.join(FORMATS)}")
@@ -338,6 +480,7 @@ def build_report(
             f"no results at {store.uri}: no evaluations or summaries were found; check the "
             "path, or run a sweep first"
         )
+    comparison = compare_methods(summaries, reference=reference)  # refuses a bad reference
     provenance = store.read_provenance()
     limit = rate_limit_rpm if rate_limit_rpm is not None else rate_limit_from_provenance(provenance)
     fs, folder = _resolve_out(store, out)
@@ -346,9 +489,13 @@ def build_report(
     written: list[str] = []
     notes: list[str] = []
     if evaluations.num_rows:
+        rel = f"{PLOTS_DIR}/{METHOD_PLOT}"
+        _write(fs, f"{folder}/{rel}", plot_method_curves(evaluations))
+        plots.append(("Best dev score against evaluations, per method", rel))
+        written.append(f"{folder}/{rel}")
         rel = f"{PLOTS_DIR}/{BEST_DEV_PLOT}"
         _write(fs, f"{folder}/{rel}", plot_best_dev(evaluations))
-        plots.append(("Best dev score against evaluations", rel))
+        plots.append(("Best dev score against evaluations, per task", rel))
         written.append(f"{folder}/{rel}")
     if request_times(calls).size:
         rel = f"{PLOTS_DIR}/{CALL_RATE_PLOT}"
@@ -370,6 +517,7 @@ def build_report(
             *_sweep_lines(store, provenance, evaluations, summaries, calls, limit),
             ("generated", dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")),
         ],
+        comparison=_comparison_sections(comparison),
         overview=_overview(results_list),
         table=_table_rows(results_list),
         plots=plots,
@@ -379,4 +527,10 @@ def build_report(
     path = f"{folder}/report.{fmt}"
     _write(fs, path, text.encode("utf-8"))
     logger.info("report written to %s", path)
-    return Report(path=path, plots=tuple(written), results=tuple(results_list), filesystem=fs)
+    return Report(
+        path=path,
+        plots=tuple(written),
+        results=tuple(results_list),
+        filesystem=fs,
+        comparison=comparison,
+    )

@@ -17,7 +17,7 @@ from izero.errors import ResultsError
 from izero.results import ResultsStore, calls_table, evaluations_table
 from izero.results import command as report_command
 from izero.results.analysis import best_so_far_curves, call_rate, method_results, request_times
-from izero.results.report import BEST_DEV_PLOT, CALL_RATE_PLOT, build_report
+from izero.results.report import BEST_DEV_PLOT, CALL_RATE_PLOT, METHOD_PLOT, build_report
 from tests.results.conftest import (
     BEST,
     RPM,
@@ -79,10 +79,10 @@ def test_markdown_report_table_numbers_instructions_and_plots(synthetic):
     assert f"of the {RPM:g}/min limit" in text
     n_failed = sum(1 for i in range(240) if i % 7 and i % 25 == 3)
     assert f"{synthetic.n_requests} HTTP requests, {n_failed} ended in 429" in text
-    assert f"![Best dev score against evaluations](plots/{BEST_DEV_PLOT})" in text
+    assert f"![Best dev score against evaluations, per task](plots/{BEST_DEV_PLOT})" in text
     assert f"(plots/{CALL_RATE_PLOT})" in text
     assert sorted(report.plots) == sorted(
-        [str(out / "plots" / BEST_DEV_PLOT), str(out / "plots" / CALL_RATE_PLOT)]
+        str(out / "plots" / p) for p in (METHOD_PLOT, BEST_DEV_PLOT, CALL_RATE_PLOT)
     )
     for plot in report.plots:
         _assert_png(Path(plot))
@@ -199,7 +199,7 @@ def test_errors_for_empty_results_and_bad_options(tmp_path):
     report = build_report(store)  # no calls, no provenance: table and one plot
     text = Path(report.path).read_text()
     assert "No black-box requests were recorded" in text
-    assert [Path(p).name for p in report.plots] == [BEST_DEV_PLOT]
+    assert [Path(p).name for p in report.plots] == [METHOD_PLOT, BEST_DEV_PLOT]
 
 
 def test_command_arguments_and_exit_codes(tmp_path, capsys):
@@ -212,7 +212,7 @@ def test_command_arguments_and_exit_codes(tmp_path, capsys):
     )
     assert report_command.run(args) == 0
     out = capsys.readouterr().out
-    assert re.search(r"report: .*/r/report\.html", out) and out.count("plot:") == 2
+    assert re.search(r"report: .*/r/report\.html", out) and out.count("plot:") == 3
     assert (tmp_path / "r" / "plots" / CALL_RATE_PLOT).is_file()
     args = parser.parse_args([str(tmp_path / "missing"), "--rpm-limit", "10"])
     assert args.rpm_limit == 10.0 and args.format == "md"
