@@ -9,7 +9,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from izero.driver.progress import Progress
 from izero.driver.recorder import Recorder
 from izero.errors import ConfigError
 from izero.results import ResultsStore
-from izero.tasks import load_task, make_splits
+from izero.tasks import make_splits
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,26 @@ def run_sweep(
         on_progress: called every few seconds with the progress counters.
         backends_factory: builds the stages (default :class:`~izero.driver.backends.Backends`).
     """
+    from izero.config.tasks import check_same_task_files, pin_task_digests
     from izero.results.provenance import collect_provenance
+    from izero.tasks.selection import file_digests, load_tasks
+
+    b = config.budget
+    # Every task (and task file) is loaded and checked before anything is written.
+    tasks = load_tasks(
+        config.tasks, data_dir=config.data_dir, n_demos=b.n_demos, n_dev=b.n_dev, n_test=b.n_test
+    )
+    config = replace(config, tasks=pin_task_digests(config.tasks, file_digests(tasks)))
+    runs = [
+        (
+            key,
+            make_splits(
+                tasks[key.task], seed=key.seed, n_demos=b.n_demos, n_dev=b.n_dev, n_test=b.n_test
+            ),
+        )
+        for key in plan_runs(config.task_names, config.methods, config.seeds)
+    ]
+    runs = [(k, _with_metric(s, config.metric_overrides.get(k.task, s.metric))) for k, s in runs]
 
     store = ResultsStore(config.output_path)
     if resume:
@@ -98,6 +117,7 @@ def run_sweep(
             logger.info("sweep at %s is already finished", store.uri)
         old = store.read_provenance()
         if old is not None:
+            check_same_task_files(old.config.get("tasks"), config.tasks)
             _check_same_sweep(old.config, config_to_dict(config))
     else:
         store.ensure_new_sweep(overwrite=config.output.overwrite)
@@ -106,18 +126,6 @@ def run_sweep(
             collect_provenance(config=config_to_dict(config), seeds=config.seeds, sweep=config.name)
         )
 
-    tasks = {name: load_task(name, data_dir=config.data_dir) for name in config.tasks}
-    b = config.budget
-    runs = [
-        (
-            key,
-            make_splits(
-                tasks[key.task], seed=key.seed, n_demos=b.n_demos, n_dev=b.n_dev, n_test=b.n_test
-            ),
-        )
-        for key in plan_runs(config.tasks, config.methods, config.seeds)
-    ]
-    runs = [(k, _with_metric(s, config.metric_overrides.get(k.task, s.metric))) for k, s in runs]
     per_run = evaluations_per_run(b.n_init, b.n_rounds, b.q)
     expected = sum(
         per_run
@@ -210,9 +218,7 @@ async def _backup(backup: CacheBackup) -> None:
         logger.warning("copying the response cache to the results failed (%s)", err)
 
 
-def _with_metric(splits: Any, metric: str) -> Any:
-    from dataclasses import replace
-
+def _with_metric(splits: Any, metric: Any) -> Any:
     return splits if splits.metric == metric else replace(splits, metric=metric)
 
 
