@@ -2,7 +2,7 @@
 
 A sweep runs every ``method`` on every ``task`` for every ``seed``. Its configuration is a tree
 of frozen dataclasses, one per concern (``budget``, ``generator``, ``blackbox``, ``optimizer``,
-``output``; task-file entries of ``tasks``), each validated when it is built,
+``output``, ``tracking``; task-file entries of ``tasks``), each validated when it is built,
 so a bad value is refused before any work starts with one line that names the field, the
 value, what is allowed and how to fix it (:class:`izero.errors.ConfigError`).
 
@@ -34,6 +34,7 @@ from izero.config.optimizer import OptimizerConfig
 from izero.config.output import OutputConfig
 from izero.config.sweep import DEFAULT_TASKS, METHODS, SweepConfig
 from izero.config.tasks import TaskFileConfig
+from izero.config.tracking import MlflowConfig, TrackingConfig
 
 __all__ = [
     "BUDGET_PRESETS",
@@ -42,11 +43,13 @@ __all__ = [
     "BlackBoxConfig",
     "BudgetConfig",
     "GeneratorConfig",
+    "MlflowConfig",
     "OptimizerConfig",
     "OutputConfig",
     "SimulatedServerConfig",
     "SweepConfig",
     "TaskFileConfig",
+    "TrackingConfig",
     "config_from_dict",
     "config_to_dict",
     "load_config",

@@ -13,6 +13,7 @@ from izero.config.generator import GeneratorConfig
 from izero.config.optimizer import OptimizerConfig
 from izero.config.output import OutputConfig
 from izero.config.tasks import TaskFileConfig
+from izero.config.tracking import TrackingConfig
 from izero.errors import ConfigError, TaskDataError
 
 #: Methods a sweep can compare.
@@ -46,6 +47,7 @@ class SweepConfig:
     blackbox: BlackBoxConfig = field(default_factory=BlackBoxConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def __post_init__(self) -> None:
         check(

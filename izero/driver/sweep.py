@@ -145,12 +145,17 @@ def run_sweep(
     backup = CacheBackup(store, cache_dir)
     backup.restore()
     backends = factory(config=config, tasks=tasks, cache_dir=cache_dir)
+    tracker = None
     try:
+        from izero.tracking import start_tracking
+
+        tracker = start_tracking(config, results_uri=store.uri)
         recorder = Recorder(
             store=store,
             sweep=config.name,
             generator_model=config.generator.model,
             blackbox_model=backends.blackbox_model,
+            listeners=[tracker] if tracker is not None else (),
         )
         found = recorder.load_existing()
         if found:
@@ -169,6 +174,8 @@ def run_sweep(
     finally:
         backends.close()
         backup.close()
+        if tracker is not None:
+            tracker.close()
     return SweepOutcome(uri=store.uri, outcomes=outcomes, progress=progress)
 
 
