@@ -48,6 +48,7 @@ COMMANDS: dict[str, Command] = {
         Command("score", "izero.blackbox.command", "score instructions with the black box"),
         Command("sweep", "izero.driver.command", "run a sweep (optimise instructions)"),
         Command("report", "izero.results.command", "write the report of a sweep's results"),
+        Command("best", "izero.results.best_command", "print the best instruction per task"),
     )
 }
 

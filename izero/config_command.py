@@ -40,10 +40,15 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Validate the config; print it as YAML and a one-line summary; return 0."""
+    """Validate the config and read its task files; print it as YAML and a one-line summary;
+    return 0."""
+    from izero.tasks.selection import load_tasks
+
     cfg = load_config(args.config, overrides=overrides_from_args(args))
-    print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False).rstrip())
     b = cfg.budget
+    # task files are read and checked (columns, rows, sizes) as a sweep would, before it starts
+    load_tasks(cfg.tasks, data_dir=cfg.data_dir, n_demos=b.n_demos, n_dev=b.n_dev, n_test=b.n_test)
+    print(yaml.safe_dump(config_to_dict(cfg), sort_keys=False).rstrip())
     print(
         f"# OK: {len(cfg.tasks)} tasks x {len(cfg.methods)} methods x {len(cfg.seeds)} seeds "
         f"= {cfg.n_runs} runs; {b.n_evaluations} instructions per run "

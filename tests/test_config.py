@@ -184,7 +184,7 @@ def test_unknown_metric() -> None:
     msg = _error(["metric_overrides.sum=bleu"])
     assert msg == (
         "config field 'metric_overrides.sum': got 'bleu'; expected one of contains, exact_match, "
-        "exact_set, f1. Fix: use one of those metric names"
+        "exact_set, f1, numeric, or a plug-in module:function. Fix: use one of those metric names"
     )
     assert "did you mean 'exact_set'?" in _error(["metric_overrides.sum=exact_sets"])
     assert "a task of this sweep" in _error(["metric_overrides.antonyms=f1"])

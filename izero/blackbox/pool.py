@@ -28,6 +28,7 @@ from izero.blackbox.ratelimit import (
 )
 from izero.blackbox.scoring import Scorer, ScoreResult, score_instruction
 from izero.errors import BlackBoxError
+from izero.tasks.metrics import MetricError
 from izero.tasks.types import Example
 
 logger = logging.getLogger(__name__)
@@ -109,7 +110,7 @@ class _ScoringWorker:
     async def score(self, instruction, examples, metric, tag):
         try:
             return ("ok", await self._get().score(instruction, examples, metric, tag=tag))
-        except BlackBoxError as err:
+        except (BlackBoxError, MetricError) as err:  # the driver re-raises them as they are
             return ("error", err)
 
     async def stats(self) -> dict:
@@ -210,8 +211,11 @@ class ScoringPool:
     ) -> ScoreResult:
         """Score one instruction on ``examples`` (answers, per-example scores, mean, costs).
 
+        ``metric``: the task's ``splits.metric`` (a name or a hashable, picklable
+        :class:`~izero.tasks.metrics.MetricSpec`), passed to the scorer in the worker.
         Raises a :class:`~izero.errors.BlackBoxError` subclass when the run must stop
-        (budget, quota, key, URL, context length).
+        (budget, quota, key, URL, context length), and
+        :class:`~izero.tasks.metrics.MetricError` when the metric fails on an example.
         """
         if self._closed:
             raise BlackBoxError(f"the scoring pool for {self.config.endpoint} is closed")

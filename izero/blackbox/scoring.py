@@ -1,6 +1,8 @@
 """Scoring one instruction: zero-shot queries for the examples, the metric, the score vector.
 
-A failed call scores ``None`` and is left out of the mean; it is never counted as wrong.
+A failed call scores ``None`` and is left out of the mean; it is never counted as wrong. A
+metric that raises, or gives anything but a number in [0, 1], stops the run with a
+:class:`~izero.tasks.metrics.MetricError` naming the metric and the example: never a silent 0.
 """
 
 from __future__ import annotations
@@ -14,10 +16,15 @@ from typing import Any, Protocol
 
 from izero.blackbox.client import CallOutcome, CallRecord
 from izero.blackbox.prompts import build_messages
+from izero.tasks.metrics import MetricError
 from izero.tasks.types import Example
 
-Scorer = Callable[[str, Sequence[str], str], float]
-"""``scorer(prediction, accepted_answers, metric_name) -> score in [0, 1]``."""
+Scorer = Callable[[str, Sequence[str], Any], float]
+"""``scorer(prediction, accepted_answers, metric) -> score in [0, 1]``; ``metric`` is the
+task's ``splits.metric`` (a name or a :class:`~izero.tasks.metrics.MetricSpec`)."""
+
+#: Characters of an input or prediction shown in a metric error.
+SHOWN_CHARS = 80
 
 
 def default_scorer() -> Scorer:
@@ -59,24 +66,64 @@ class ScoreResult:
     tag: Mapping[str, Any] | None = None
 
 
+def apply_metric(
+    scorer: Scorer, prediction: str, example: Example, metric: Any, *, index: int, total: int
+) -> float:
+    """``scorer(prediction, example.answers, metric)``, checked to be a number in [0, 1].
+
+    Raises:
+        MetricError: the scorer raised, or gave a non-number, NaN or a value outside [0, 1];
+            one line naming the metric, the example (position, input, prediction) and the fix.
+    """
+    where = (
+        f"example {index + 1} of {total} (input {example.input[:SHOWN_CHARS]!r}, prediction "
+        f"{prediction[:SHOWN_CHARS]!r})"
+    )
+    try:
+        raw = scorer(prediction, example.answers, metric)
+    except MetricError as exc:
+        raise MetricError(f"metric {str(metric)!r} on {where}: {exc}") from exc
+    except Exception as exc:
+        raise MetricError(
+            f"metric {str(metric)!r} raised {type(exc).__name__}: {str(exc)[:200]} on {where}. "
+            "Fix: make the metric return a score in [0, 1] for this prediction; the run "
+            "stopped, and a resume pays nothing twice (answers are cached)"
+        ) from exc
+    try:
+        value = float(raw) if not isinstance(raw, str) else math.nan
+    except (TypeError, ValueError):
+        value = math.nan
+    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+        raise MetricError(
+            f"metric {str(metric)!r} returned {raw!r} on {where}; expected a number in [0, 1]. "
+            "Fix: make the metric return a score in [0, 1]"
+        )
+    return value
+
+
 def summarise(
     instruction: str,
     examples: Sequence[Example],
     outcomes: Sequence[CallOutcome],
     *,
-    metric: str,
+    metric: Any,
     scorer: Scorer,
     latency_s: float,
     tag: Mapping[str, Any] | None = None,
 ) -> ScoreResult:
-    """Apply the metric to each answered example and build the :class:`ScoreResult`."""
+    """Apply the metric to each answered example and build the :class:`ScoreResult`.
+
+    Raises:
+        MetricError: the metric failed on an example (see :func:`apply_metric`).
+    """
     scores: list[float | None] = []
-    for example, outcome in zip(examples, outcomes, strict=True):
+    for i, (example, outcome) in enumerate(zip(examples, outcomes, strict=True)):
         if outcome.text is None:
             scores.append(None)
             continue
-        value = float(scorer(outcome.text, example.answers, metric))
-        scores.append(value if math.isfinite(value) else 0.0)
+        scores.append(
+            apply_metric(scorer, outcome.text, example, metric, index=i, total=len(examples))
+        )
     answered = [s for s in scores if s is not None]
     paid = [o.record for o in outcomes if o.record.ok and not o.record.cached]
     return ScoreResult(
@@ -101,15 +148,17 @@ async def score_instruction(
     backend: ChatBackend,
     instruction: str,
     examples: Sequence[Example],
-    metric: str,
+    metric: Any,
     *,
     scorer: Scorer | None = None,
     tag: Mapping[str, Any] | None = None,
 ) -> ScoreResult:
     """Score ``instruction`` on ``examples`` through ``backend`` (all calls concurrently).
 
-    ``scorer``: ``None`` = ``izero.tasks.metrics.score_answer``. Raises the backend's
-    :class:`~izero.errors.BlackBoxError` when the run must stop.
+    ``metric``: a metric name or a :class:`~izero.tasks.metrics.MetricSpec`; ``scorer``:
+    ``None`` = ``izero.tasks.metrics.score_answer``. Raises the backend's
+    :class:`~izero.errors.BlackBoxError` when the run must stop, and
+    :class:`~izero.tasks.metrics.MetricError` when the metric fails.
     """
     scorer = scorer or default_scorer()
     started = time.perf_counter()

@@ -2,9 +2,9 @@
 
 A sweep runs every ``method`` on every ``task`` for every ``seed``. Its configuration is a tree
 of frozen dataclasses, one per concern (``budget``, ``generator``, ``blackbox``, ``optimizer``,
-``output``), each validated when it is built, so a bad value is refused before any work starts
-with one line that names the field, the value, what is allowed and how to fix it
-(:class:`izero.errors.ConfigError`).
+``output``, ``tracking``; task-file entries of ``tasks``), each validated when it is built,
+so a bad value is refused before any work starts with one line that names the field, the
+value, what is allowed and how to fix it (:class:`izero.errors.ConfigError`).
 
 Load it from YAML with dotted ``key=value`` overrides::
 
@@ -33,6 +33,8 @@ from izero.config.loading import config_from_dict, config_to_dict, load_config
 from izero.config.optimizer import OptimizerConfig
 from izero.config.output import OutputConfig
 from izero.config.sweep import DEFAULT_TASKS, SweepConfig
+from izero.config.tasks import TaskFileConfig
+from izero.config.tracking import MlflowConfig, TrackingConfig
 
 __all__ = [
     "BUDGET_PRESETS",
@@ -40,10 +42,13 @@ __all__ = [
     "BlackBoxConfig",
     "BudgetConfig",
     "GeneratorConfig",
+    "MlflowConfig",
     "OptimizerConfig",
     "OutputConfig",
     "SimulatedServerConfig",
     "SweepConfig",
+    "TaskFileConfig",
+    "TrackingConfig",
     "config_from_dict",
     "config_to_dict",
     "load_config",

@@ -34,6 +34,7 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
             return None
         if len(args) == 1:
             return _convert(value, args[0], path)
+        return _convert_choice(value, args, path)
     if origin is Literal:
         choices = get_args(tp)
         shown = ", ".join(str(c) for c in choices if c is not None)
@@ -80,6 +81,22 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
     return value
 
 
+def _convert_choice(value: Any, args: list[Any], path: str) -> Any:
+    """A value of a union of ``str`` and dataclasses (``tasks``: a name or a mapping)."""
+    classes = [a for a in args if dataclasses.is_dataclass(a)]
+    if any(isinstance(value, c) for c in classes):  # built in Python already (and validated)
+        return value
+    if isinstance(value, Mapping) and len(classes) == 1:
+        return _build(classes[0], value, path + ".")
+    if isinstance(value, str) and str in args:
+        return value
+    kinds = (["a name"] if str in args else []) + [
+        f"a mapping of {c.__name__} fields" for c in classes
+    ]
+    check(False, path, value, " or ".join(kinds) or "a value of the right type")
+    return value
+
+
 def _build(cls: type, raw: Mapping[str, Any], prefix: str) -> Any:
     """Build dataclass ``cls`` from a mapping, refusing unknown keys and wrong types."""
     hints = get_type_hints(cls)
@@ -94,6 +111,20 @@ def _build(cls: type, raw: Mapping[str, Any], prefix: str) -> Any:
                 f"a known key of {where} ({', '.join(fields)})",
                 f"did you mean '{prefix}{hint[0]}'?" if hint else "remove or rename the key",
             )
+    required = [
+        f.name
+        for f in dataclasses.fields(cls)
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+    ]
+    missing = [name for name in required if name not in raw]
+    where = f"section '{prefix[:-1]}'" if prefix else "the top level"
+    check(
+        not missing,
+        f"{prefix}{missing[0]}" if missing else prefix,
+        dict(raw),
+        f"a mapping with {', '.join(required)} in {where}",
+        f"add {', '.join(missing)}",
+    )
     values = dict(raw)
     if cls is BudgetConfig and values.get("preset") is not None:
         preset = _convert(values["preset"], hints["preset"], f"{prefix}preset")

@@ -12,6 +12,8 @@ from izero.config.budget import BudgetConfig
 from izero.config.generator import GeneratorConfig
 from izero.config.optimizer import OptimizerConfig
 from izero.config.output import OutputConfig
+from izero.config.tasks import TaskFileConfig
+from izero.config.tracking import TrackingConfig
 from izero.errors import ConfigError, TaskDataError
 
 DEFAULT_NAME = "izero-sweep"
@@ -26,14 +28,15 @@ class SweepConfig:
     """A whole sweep: every method on every task for every seed.
 
     ``tasks``: built-in task names, plus task files of ``data_dir`` when it is given (a file
-    task wins over a built-in task of the same name). ``metric_overrides`` maps a task to a
-    metric other than its upstream one. ``methods``: names from :mod:`izero.methods`;
-    ``method_options`` maps a method of the sweep to its settings (the fields of its options
-    class, e.g. ``{sampling: {temperature: 0.7}}``).
+    task wins over a built-in task of the same name), and a user's own task files
+    (:class:`~izero.config.tasks.TaskFileConfig` entries). ``metric_overrides`` maps a named
+    task to a metric other than its upstream one (a task file sets its own ``metric``).
+    ``methods``: names from :mod:`izero.methods`; ``method_options`` maps a method of the sweep
+    to its settings (the fields of its options class, e.g. ``{sampling: {temperature: 0.7}}``).
     """
 
     name: str = DEFAULT_NAME
-    tasks: tuple[str, ...] = DEFAULT_TASKS
+    tasks: tuple[str | TaskFileConfig, ...] = DEFAULT_TASKS
     data_dir: str | None = None
     seeds: tuple[int, ...] = DEFAULT_SEEDS
     methods: tuple[str, ...] = DEFAULT_METHODS
@@ -44,6 +47,7 @@ class SweepConfig:
     blackbox: BlackBoxConfig = field(default_factory=BlackBoxConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def __post_init__(self) -> None:
         check(
@@ -84,30 +88,60 @@ class SweepConfig:
             )
             self.method_options_for(method)  # validates its fields
         self._check_tasks()
-        from izero.tasks.metrics import METRICS
+        from izero.tasks.metrics import METRICS, MetricError, check_metric
+        from izero.tasks.plugins import is_plugin_name
 
+        files = {t.name for t in self.tasks if isinstance(t, TaskFileConfig)}
         for task, metric in self.metric_overrides.items():
             check(
-                task in self.tasks,
+                task in self.task_names,
                 f"metric_overrides.{task}",
                 task,
-                f"a task of this sweep ({', '.join(self.tasks)})",
+                f"a task of this sweep ({', '.join(self.task_names)})",
                 "add the task to tasks or remove the override",
             )
+            check(
+                task not in files,
+                f"metric_overrides.{task}",
+                metric,
+                "no override for a task file",
+                f"set metric: in the entry of task {task!r} instead",
+            )
+            if is_plugin_name(metric):
+                try:
+                    check_metric(metric)
+                except MetricError as exc:
+                    reason, _, fix = str(exc).partition(". Fix: ")
+                    raise ConfigError(
+                        f"metric_overrides.{task}", metric, "an importable plug-in", fix or reason
+                    ) from None
+                continue
             hint = difflib.get_close_matches(metric, list(METRICS), n=1)
             check(
                 metric in METRICS,
                 f"metric_overrides.{task}",
                 metric,
-                f"one of {', '.join(sorted(METRICS))}",
+                f"one of {', '.join(sorted(METRICS))}, or a plug-in module:function",
                 f"did you mean '{hint[0]}'?" if hint else "use one of those metric names",
             )
 
     def _check_tasks(self) -> None:
         from izero.tasks.loader import close_matches, list_tasks
 
-        check(bool(self.tasks), "tasks", self.tasks, "at least one task name")
-        check(len(set(self.tasks)) == len(self.tasks), "tasks", self.tasks, "no duplicates")
+        check(bool(self.tasks), "tasks", self.tasks, "at least one task name or task file")
+        for entry in self.tasks:
+            check(
+                isinstance(entry, (str, TaskFileConfig)),
+                "tasks",
+                entry,
+                "task names and task-file mappings (name, path, input, output, ...)",
+            )
+        names = self.task_names
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        check(not dupes, "tasks", ", ".join(dupes), "no duplicates", "give each task its own name")
+        named = [t for t in self.tasks if isinstance(t, str)]
+        if not named:
+            return
         try:
             known = list_tasks(self.data_dir)
         except TaskDataError as exc:
@@ -123,7 +157,7 @@ class SweepConfig:
             if self.data_dir is not None
             else "built-in tasks (no data_dir: file tasks need --data-dir)"
         )
-        for task in self.tasks:
+        for task in named:
             if task not in known:
                 hint = close_matches(task, known)
                 fix = f"did you mean {' or '.join(repr(h) for h in hint)}? " if hint else ""
@@ -153,10 +187,20 @@ class SweepConfig:
             return None
         return build_section(cls, raw or {}, f"method_options.{method}.")
 
-    def metric_for(self, task: str) -> str:
-        """The metric of ``task`` in this sweep: its override, else the upstream metric."""
-        from izero.tasks.metrics import metric_for_task
+    @property
+    def task_names(self) -> tuple[str, ...]:
+        """The names of ``tasks``, in order (a task file's ``name`` for its entry)."""
+        return tuple(t if isinstance(t, str) else t.name for t in self.tasks)
 
+    def metric_for(self, task: str) -> Any:
+        """The metric of ``task`` in this sweep: a task file's own metric (a name, or a
+        :class:`~izero.tasks.metrics.MetricSpec` with its extraction), else its override, else
+        the upstream metric."""
+        from izero.tasks.metrics import metric_for_task, metric_spec
+
+        for entry in self.tasks:
+            if isinstance(entry, TaskFileConfig) and entry.name == task:
+                return metric_spec(entry.metric, entry.extract)
         return self.metric_overrides.get(task, metric_for_task(task))
 
     @property

@@ -2,20 +2,26 @@
 
 On start the recorder reads what the store already holds (evaluations, summaries and
 checkpoints of a killed sweep), so the loop can skip finished runs and finished evaluations.
-Writes run in a thread, off the event loop.
+Writes run in a thread, off the event loop. Listeners (experiment tracking,
+:class:`izero.tracking.RowListener`) see every row once it is written; they queue it and
+return at once, and a failing listener never stops the sweep.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import logging
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 from izero.driver.plan import RunKey
 from izero.driver.state import Evaluation, RunState
 from izero.results import ResultsStore
+
+logger = logging.getLogger(__name__)
 
 #: Checkpoint names are prefixed so other checkpoints can live beside them.
 CHECKPOINT_PREFIX = "run-"
@@ -33,12 +39,21 @@ class Recorder:
         sweep: the sweep's name.
         generator_model: generator model id, recorded on every row.
         blackbox_model: black-box model id, recorded on every row.
+        listeners: told of every row written and of the rows a resumed sweep finds
+            (``on_rows`` / ``on_existing``; e.g. :class:`izero.tracking.MlflowTracker`).
     """
 
     def __init__(
-        self, *, store: ResultsStore, sweep: str, generator_model: str, blackbox_model: str
+        self,
+        *,
+        store: ResultsStore,
+        sweep: str,
+        generator_model: str,
+        blackbox_model: str,
+        listeners: Sequence[Any] = (),
     ):
         self.store = store
+        self.listeners = list(listeners)
         self.sweep = sweep
         self.generator_model = generator_model
         self.blackbox_model = blackbox_model
@@ -62,6 +77,9 @@ class Recorder:
         for name in self.store.list_checkpoints():
             if name.startswith(CHECKPOINT_PREFIX):
                 self._checkpoints[name[len(CHECKPOINT_PREFIX) :]] = self.store.read_checkpoint(name)
+        if n or self._summaries:
+            rows = [r for run in self._rows.values() for r in run.values()]
+            self._notify("on_existing", rows, list(self._summaries.values()))
         return n
 
     # -- resume queries -----------------------------------------------------------------------
@@ -199,6 +217,17 @@ class Recorder:
                 await asyncio.to_thread(self.store.append_summaries, summaries)
         for s in summaries or ():
             self._summaries[(s["task"], s["method"], s["seed"])] = s
+        if rows or summaries:
+            self._notify("on_rows", rows, list(summaries or ()))
+
+    def _notify(self, method: str, rows: list[dict[str, Any]], summaries: list[dict[str, Any]]):
+        """Hand written rows to the listeners; a listener that fails is dropped, not fatal."""
+        for listener in list(self.listeners):
+            try:
+                getattr(listener, method)(rows, summaries)
+            except Exception:
+                logger.warning("dropping row listener %r: it failed", listener, exc_info=True)
+                self.listeners.remove(listener)
 
     async def save_checkpoint(self, key: RunKey, data: dict[str, Any]) -> None:
         self._checkpoints[key.id] = data

@@ -20,15 +20,20 @@ class RunServices:
     """:class:`izero.methods.MethodServices` of run ``key`` (see there for each call).
 
     Args:
-        backends: the sweep's stages.
         key: the run.
         demos: the run's demonstrations (for generator features).
+        backends: the sweep's stages; ``None`` until :meth:`bind` (methods are built, and so
+            check their settings, before any stage starts).
     """
 
-    def __init__(self, backends: Any, key: RunKey, demos: Demos):
-        self._backends = backends
+    def __init__(self, key: RunKey, demos: Demos, backends: Any = None):
         self._key = key
         self._demos = demos
+        self._backends = backends
+
+    def bind(self, backends: Any) -> None:
+        """Lend the sweep's stages (started after the methods were built)."""
+        self._backends = backends
 
     def sobol(self, n: int, d: int, *, seed: int) -> torch.Tensor:
         return self._backends.sobol(n, d, seed=seed)

@@ -9,7 +9,7 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ from izero.driver.progress import Progress
 from izero.driver.recorder import Recorder
 from izero.errors import ConfigError
 from izero.results import ResultsStore
-from izero.tasks import load_task, make_splits
+from izero.tasks import make_splits
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,30 @@ def run_sweep(
         on_progress: called every few seconds with the progress counters.
         backends_factory: builds the stages (default :class:`~izero.driver.backends.Backends`).
     """
+    from izero.config.tasks import check_same_task_files, pin_task_digests
     from izero.results.provenance import collect_provenance
+    from izero.tasks.selection import file_digests, load_tasks
+
+    b = config.budget
+    # Every task (and task file) is loaded and checked before anything is written.
+    tasks = load_tasks(
+        config.tasks, data_dir=config.data_dir, n_demos=b.n_demos, n_dev=b.n_dev, n_test=b.n_test
+    )
+    config = replace(config, tasks=pin_task_digests(config.tasks, file_digests(tasks)))
+    runs = [
+        (
+            key,
+            make_splits(
+                tasks[key.task], seed=key.seed, n_demos=b.n_demos, n_dev=b.n_dev, n_test=b.n_test
+            ),
+        )
+        for key in plan_runs(config.task_names, config.methods, config.seeds)
+    ]
+    runs = [(k, _with_metric(s, config.metric_overrides.get(k.task, s.metric))) for k, s in runs]
+    # Methods check their settings against the budget here, before anything is written.
+    planned = [
+        PlannedRun(key, splits, _make_method(config, key, splits, tasks)) for key, splits in runs
+    ]
 
     store = ResultsStore(config.output_path)
     if resume:
@@ -98,6 +121,7 @@ def run_sweep(
             logger.info("sweep at %s is already finished", store.uri)
         old = store.read_provenance()
         if old is not None:
+            check_same_task_files(old.config.get("tasks"), config.tasks)
             _check_same_sweep(old.config, config_to_dict(config))
     else:
         store.ensure_new_sweep(overwrite=config.output.overwrite)
@@ -105,19 +129,6 @@ def run_sweep(
         store.write_provenance(
             collect_provenance(config=config_to_dict(config), seeds=config.seeds, sweep=config.name)
         )
-
-    tasks = {name: load_task(name, data_dir=config.data_dir) for name in config.tasks}
-    b = config.budget
-    runs = [
-        (
-            key,
-            make_splits(
-                tasks[key.task], seed=key.seed, n_demos=b.n_demos, n_dev=b.n_dev, n_test=b.n_test
-            ),
-        )
-        for key in plan_runs(config.tasks, config.methods, config.seeds)
-    ]
-    runs = [(k, _with_metric(s, config.metric_overrides.get(k.task, s.metric))) for k, s in runs]
 
     _init_ray()
     factory = backends_factory
@@ -129,20 +140,23 @@ def run_sweep(
     backup = CacheBackup(store, cache_dir)
     backup.restore()
     backends = factory(config=config, tasks=tasks, cache_dir=cache_dir)
+    tracker = None
     try:
-        planned = [
-            PlannedRun(key, splits, _make_method(config, key, splits, tasks, backends))
-            for key, splits in runs
-        ]
+        from izero.tracking import start_tracking
+
+        for run in planned:
+            run.method.services.bind(backends)
         progress = Progress(
             total_runs=len(planned),
             expected_evaluations=sum(r.method.expected_evaluations() for r in planned),
         )
+        tracker = start_tracking(config, results_uri=store.uri)
         recorder = Recorder(
             store=store,
             sweep=config.name,
             generator_model=config.generator.model,
             blackbox_model=backends.blackbox_model,
+            listeners=[tracker] if tracker is not None else (),
         )
         found = recorder.load_existing()
         if found:
@@ -154,6 +168,8 @@ def run_sweep(
     finally:
         backends.close()
         backup.close()
+        if tracker is not None:
+            tracker.close()
     return SweepOutcome(uri=store.uri, outcomes=outcomes, progress=progress)
 
 
@@ -203,10 +219,9 @@ async def _backup(backup: CacheBackup) -> None:
         logger.warning("copying the response cache to the results failed (%s)", err)
 
 
-def _make_method(
-    config: SweepConfig, key: RunKey, splits: Any, tasks: dict[str, Any], backends: Any
-) -> Any:
-    """The method object of run ``key``, with its options and the services it may borrow."""
+def _make_method(config: SweepConfig, key: RunKey, splits: Any, tasks: dict[str, Any]) -> Any:
+    """The method object of run ``key``, with its options and the services it may borrow
+    (bound to the stages once they start)."""
     from izero.driver.services import RunServices
     from izero.methods import Budget, RunInfo, method_class
 
@@ -221,13 +236,11 @@ def _make_method(
         annotations=tasks[key.task].annotations,
     )
     demos = tuple((ex.input, ex.output) for ex in splits.demos)
-    services = RunServices(backends, key, demos)
+    services = RunServices(key, demos)
     return method_class(key.method)(run, config.method_options_for(key.method), services)
 
 
-def _with_metric(splits: Any, metric: str) -> Any:
-    from dataclasses import replace
-
+def _with_metric(splits: Any, metric: Any) -> Any:
     return splits if splits.metric == metric else replace(splits, metric=metric)
 
 

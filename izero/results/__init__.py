@@ -8,8 +8,11 @@ Public API:
 - :func:`evaluations_table`, :func:`summaries_table`, :func:`calls_table`: validating builders.
 - :class:`Provenance`, :func:`collect_provenance`.
 - :func:`izero.results.report.build_report` (imported lazily: it needs matplotlib).
+- :func:`best_instructions`, :func:`format_best`: the best instruction per task and method,
+  with its scores, black-box model, template and provenance (``izero best``).
 """
 
+from izero.results.export import best_instructions, format_best
 from izero.results.provenance import Provenance, collect_provenance
 from izero.results.schema import (
     CALLS_SCHEMA,
@@ -33,8 +36,10 @@ __all__ = [
     "Provenance",
     "ResultsStore",
     "SummaryRecord",
+    "best_instructions",
     "calls_table",
     "collect_provenance",
     "evaluations_table",
+    "format_best",
     "summaries_table",
 ]

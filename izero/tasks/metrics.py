@@ -21,6 +21,18 @@ Deliberate differences from upstream, each of which only makes equal answers com
 
 Articles are *not* removed (unlike SQuAD): upstream keeps them, and the one-letter answer "a"
 of ``orthography_starts_with`` must survive normalisation.
+
+Beyond upstream's four metrics:
+
+- ``numeric``: the prediction and an answer are the same number (:func:`canonical_number`:
+  thousands separators, ``$``/``+`` and a trailing ``.`` ignored); no normalisation, so
+  ``"3.5"`` and ``"3.7"`` differ (under ``exact_match`` both read ``"3"``, as upstream).
+- Plug-ins: a metric named ``"module:function"`` is ``function(prediction, answers) -> float``
+  of :mod:`izero.tasks.plugins`, called with the (extracted) raw prediction and the tuple of
+  accepted answers; it must return a number in [0, 1].
+- A :class:`MetricSpec` adds an answer-extraction rule (:mod:`izero.tasks.extract`) applied to
+  the prediction before any metric. A metric travels to the scoring workers as a plain name or
+  as a ``MetricSpec`` (frozen, hashable, picklable).
 """
 
 from __future__ import annotations
@@ -30,13 +42,16 @@ import string
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from izero.errors import IZeroError
+from izero.tasks.extract import canonical_number, check_extraction, extract_answer
 
 EXACT_MATCH = "exact_match"
 F1 = "f1"
 EXACT_SET = "exact_set"
 CONTAINS = "contains"
+NUMERIC = "numeric"
 
 #: The metric of every task not listed in :data:`TASK_TO_METRIC`.
 DEFAULT_METRIC = EXACT_MATCH
@@ -54,7 +69,28 @@ _ASCII_PUNCTUATION = frozenset(string.punctuation)
 
 
 class MetricError(IZeroError, ValueError):
-    """A metric was asked for that does not exist, or there was nothing to compare against."""
+    """A metric was asked for that does not exist, there was nothing to compare against, or a
+    metric failed or gave a value outside [0, 1]."""
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A task's metric with its answer extraction, as it travels to the scoring workers.
+
+    ``name``: a built-in metric (:data:`METRICS`) or a plug-in ``"module:function"``;
+    ``extract``: ``None``, ``"last_number"`` or ``"regex:<pattern>"``
+    (:mod:`izero.tasks.extract`), applied to the prediction first.
+    """
+
+    name: str
+    extract: str | None = None
+
+    def __str__(self) -> str:
+        return self.name if self.extract is None else f"{self.name} (extract {self.extract})"
+
+
+Metric = str | MetricSpec
+"""What ``TaskSplits.metric`` holds: a metric name, or a :class:`MetricSpec`."""
 
 
 def _is_punctuation(ch: str) -> bool:
@@ -103,6 +139,11 @@ def _contains(prediction: str, answer: str) -> float:
     return float(re.search(rf"\b{re.escape(answer)}\b", prediction) is not None)
 
 
+def _numeric(prediction: str, answer: str) -> float:
+    pred, norm = canonical_number(prediction), canonical_number(answer)
+    return float(pred is not None and pred == norm)
+
+
 # Metric name -> comparison of one *normalised* prediction with one *normalised* answer.
 _COMPARE: Mapping[str, Callable[[str, str], float]] = {
     EXACT_MATCH: _exact_match,
@@ -124,17 +165,48 @@ def _raw_metric(compare: Callable[[str, str], float]) -> Callable[[str, str], fl
 
 #: Metric name -> ``f(prediction, answer) -> float`` on raw strings (normalised inside).
 METRICS: Mapping[str, Callable[[str, str], float]] = {
-    name: _raw_metric(compare) for name, compare in _COMPARE.items()
+    **{name: _raw_metric(compare) for name, compare in _COMPARE.items()},
+    NUMERIC: _numeric,
 }
 
 
-def check_metric(metric: str) -> None:
-    """Raise :class:`MetricError` unless ``metric`` is one of :data:`METRICS`."""
-    if metric not in METRICS:
+def as_metric_spec(metric: Metric) -> MetricSpec:
+    """``metric`` as a :class:`MetricSpec` (a plain name has no extraction)."""
+    if isinstance(metric, MetricSpec):
+        return metric
+    if not isinstance(metric, str):
         raise MetricError(
-            f"unknown metric {metric!r}; expected one of {sorted(METRICS)}. "
-            "Fix: use one of those names"
+            f"metric must be a name or a MetricSpec, got {type(metric).__name__} {metric!r}. "
+            "Fix: pass e.g. 'exact_match' or MetricSpec('exact_match', extract='last_number')"
         )
+    return MetricSpec(metric)
+
+
+def metric_spec(name: str, extract: str | None = None) -> Metric:
+    """The metric value a task carries: the plain ``name`` when there is no extraction (so
+    built-in tasks and most file tasks keep a string), else a :class:`MetricSpec`."""
+    return name if extract is None else MetricSpec(name, extract)
+
+
+def check_metric(metric: Metric) -> None:
+    """Raise :class:`MetricError` unless ``metric`` names a built-in metric or an importable
+    plug-in ``module:function``, and its extraction rule (if any) is valid."""
+    spec = as_metric_spec(metric)
+    if spec.extract is not None:
+        try:
+            check_extraction(spec.extract)
+        except ValueError as exc:
+            raise MetricError(str(exc)) from exc
+    if spec.name in METRICS:
+        return
+    from izero.tasks.plugins import is_plugin_name, load_metric_plugin
+
+    if not is_plugin_name(spec.name):
+        raise MetricError(
+            f"unknown metric {spec.name!r}; expected one of {sorted(METRICS)} or a plug-in "
+            "'module:function'. Fix: use one of those names"
+        )
+    load_metric_plugin(spec.name)
 
 
 def metric_for_task(name: str) -> str:
@@ -142,18 +214,28 @@ def metric_for_task(name: str) -> str:
     return TASK_TO_METRIC.get(name, DEFAULT_METRIC)
 
 
-def score_answer(prediction: str, answers: Sequence[str], metric: str) -> float:
+def score_answer(prediction: str, answers: Sequence[str], metric: Metric) -> float:
     """Score one prediction against every accepted answer; return the best score in [0, 1].
 
     Args:
-        prediction: the black box's raw answer (only its first line counts, see above).
+        prediction: the black box's raw answer (for the built-in metrics other than
+            ``numeric`` only its first line counts, see above).
         answers: the accepted answers of the example; at least one.
-        metric: one of :data:`METRICS`.
+        metric: a name of :data:`METRICS`, a plug-in ``"module:function"``, or a
+            :class:`MetricSpec` (metric plus answer extraction).
 
     Raises:
-        MetricError: unknown metric, or ``answers`` is empty or a bare string.
+        MetricError: unknown metric or plug-in, ``answers`` empty or a bare string, or a
+            plug-in that returns something other than a number in [0, 1].
     """
-    check_metric(metric)
+    spec = as_metric_spec(metric)
+    if spec.extract is not None:
+        try:
+            prediction = extract_answer(prediction, spec.extract)
+        except ValueError as exc:
+            raise MetricError(str(exc)) from exc
+    if spec.name not in METRICS:
+        check_metric(spec.name)
     if isinstance(answers, str):
         raise MetricError(
             f"answers must be a sequence of strings, got the string {answers[:40]!r}. "
@@ -163,10 +245,16 @@ def score_answer(prediction: str, answers: Sequence[str], metric: str) -> float:
         raise MetricError(
             "answers is empty; expected at least one accepted answer. Fix: check the task data"
         )
+    if spec.name not in METRICS:
+        from izero.tasks.plugins import call_metric_plugin
+
+        return call_metric_plugin(spec.name, prediction, tuple(answers))
+    if spec.name == NUMERIC:
+        return max(_numeric(prediction, answer) for answer in answers)
     pred = normalize_prediction(prediction)
     if not pred:
         return 0.0
-    compare = _COMPARE[metric]
+    compare = _COMPARE[spec.name]
     best = 0.0
     for answer in answers:
         norm = normalize_prediction(answer)

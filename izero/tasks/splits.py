@@ -8,6 +8,15 @@
   more. Tasks without execute examples take their test set from the induce examples used
   neither as demos nor as dev (the dev set is then capped at half of what remains).
 
+Table tasks (a user's CSV/JSONL/Parquet file, ``source == "table"``) are split strictly:
+
+- without a split column, the rows are shuffled by the seed and cut into ``n_demos`` demos,
+  ``n_dev`` dev examples and up to ``n_test`` test examples (at least one);
+- with one, demos are a seeded draw of ``n_demos`` of the ``demo`` rows, dev a seeded draw of
+  ``n_dev`` of the ``dev`` rows, test a seeded draw of up to ``n_test`` of the ``test`` rows.
+
+Too few rows for that is refused with the counts (:func:`check_table_sizes`), not shrunk.
+
 Every draw comes from ``random.Random(seed)``; global random state is never touched.
 """
 
@@ -24,6 +33,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_N_DEMOS = 5
 DEFAULT_N_DEV = 20
 DEFAULT_N_TEST = 100
+#: ``Task.source`` of a user's task file.
+TABLE_SOURCE = "table"
 
 
 def make_splits(
@@ -54,6 +65,8 @@ def make_splits(
             raise TaskDataError(
                 f"make_splits({task.name!r}): {label} must be an integer >= {low}, got {value!r}"
             )
+    if task.source == TABLE_SOURCE:
+        return _table_splits(task, seed=seed, n_demos=n_demos, n_dev=n_dev, n_test=n_test)
     rng = random.Random(seed)
     order = list(range(len(task.induce)))
     rng.shuffle(order)
@@ -89,6 +102,60 @@ def make_splits(
         )
     if len(dev) < n_dev:
         logger.warning("task %r: only %d dev examples (asked for %d)", task.name, len(dev), n_dev)
+    return TaskSplits(
+        task=task.name,
+        metric=task.metric,
+        seed=seed,
+        demos=tuple(demos),
+        dev=tuple(dev),
+        test=tuple(test),
+    )
+
+
+def check_table_sizes(task: Task, *, n_demos: int, n_dev: int, n_test: int) -> None:
+    """Refuse a table task too small for ``n_demos`` demos, ``n_dev`` dev and one test example.
+
+    Raises:
+        TaskDataError: one line with the file, the counts found and needed, and the fix.
+    """
+    where = f"task {task.name!r} (file {task.uri!r})"
+    fix = "Fix: add rows, or lower budget.n_demos / budget.n_dev"
+    if task.demo_pool is None:
+        need = n_demos + n_dev + 1
+        if len(task.induce) < need:
+            raise TaskDataError(
+                f"{where} has {len(task.induce)} rows; {need} are needed for {n_demos} demos + "
+                f"{n_dev} dev + at least 1 test example. {fix}"
+            )
+        return
+    for label, have, need in (
+        ("demo", len(task.demo_pool), n_demos),
+        ("dev", len(task.induce), n_dev),
+        ("test", len(task.execute), 1),
+    ):
+        if have < need:
+            raise TaskDataError(
+                f"{where} has {have} rows with split {label!r}; {need} are needed "
+                f"({n_demos} demos + {n_dev} dev + at least 1 test example). {fix}, or mark more "
+                f"rows {label!r} in the split column"
+            )
+
+
+def _table_splits(task: Task, *, seed: int, n_demos: int, n_dev: int, n_test: int) -> TaskSplits:
+    check_table_sizes(task, n_demos=n_demos, n_dev=n_dev, n_test=n_test)
+    rng = random.Random(seed)
+    if task.demo_pool is None:
+        rows = list(task.induce)
+        rng.shuffle(rows)
+        demos = rows[:n_demos]
+        dev = rows[n_demos : n_demos + n_dev]
+        test = rows[n_demos + n_dev : n_demos + n_dev + n_test]
+    else:
+        demos = rng.sample(task.demo_pool, n_demos)
+        dev = rng.sample(task.induce, n_dev)
+        test = rng.sample(task.execute, min(n_test, len(task.execute)))
+    if len(test) < n_test:
+        logger.info("task %r: %d test examples (budget.n_test is %d)", task.name, len(test), n_test)
     return TaskSplits(
         task=task.name,
         metric=task.metric,

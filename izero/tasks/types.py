@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from izero.tasks.metrics import Metric
+
 
 @dataclass(frozen=True)
 class Example:
@@ -26,17 +28,27 @@ class Example:
 class Task:
     """A task as loaded: every induce and execute example, its metric and annotations.
 
-    ``source`` is ``"file"`` for the instruction-induction JSON data or ``"builtin"`` for the
-    tasks izero generates itself. ``execute`` may be empty (two upstream tasks have no
+    ``source`` is ``"file"`` for the instruction-induction JSON data, ``"builtin"`` for the
+    tasks izero generates itself, or ``"table"`` for a user's CSV/JSONL/Parquet file
+    (:mod:`izero.tasks.files`). ``execute`` may be empty (two upstream tasks have no
     execute file); the test split is then drawn from the induce examples not used elsewhere.
+
+    ``metric``: a metric name or a :class:`~izero.tasks.metrics.MetricSpec`. A table task
+    with a split column keeps its ``demo`` rows in ``demo_pool``, its ``dev`` rows in
+    ``induce`` and its ``test`` rows in ``execute``; without one, every row is in ``induce``
+    and :func:`~izero.tasks.splits.make_splits` splits them by seed. ``uri`` and ``digest``
+    (SHA-256 of the file's bytes) say where a table task came from.
     """
 
     name: str
-    metric: str
+    metric: Metric
     induce: tuple[Example, ...]
     execute: tuple[Example, ...]
     annotations: tuple[str, ...] = ()
     source: str = "file"
+    demo_pool: tuple[Example, ...] | None = None
+    uri: str | None = None
+    digest: str | None = None
 
 
 @dataclass(frozen=True)
@@ -48,7 +60,7 @@ class TaskSplits:
     """
 
     task: str
-    metric: str
+    metric: Metric
     seed: int
     demos: tuple[Example, ...]
     dev: tuple[Example, ...]
