@@ -7,7 +7,7 @@ import torch
 
 from izero.errors import ConfigError, GeneratorError
 from izero.generator import GenerationRequest, InstructionGenerator
-from izero.generator.model import RowGumbelSampler
+from izero.generator.engines.hf import RowGumbelSampler
 
 from .conftest import DEMOS_A, DEMOS_B, DEMOS_C, z_point
 
@@ -17,7 +17,7 @@ def _hf_greedy(gen: InstructionGenerator, demos_list, n_new: int) -> list[list[i
     from transformers import GenerationConfig
 
     tok = gen.tokenizer
-    ids = [gen._prompt_token_ids(d) for d in demos_list]
+    ids = [gen.prompt_token_ids(d) for d in demos_list]
     width = max(map(len, ids))
     input_ids = torch.tensor([[tok.pad_token_id] * (width - len(x)) + x for x in ids])
     mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
