@@ -140,6 +140,7 @@ class GeneratorActor:
             "uptime_s": time.time() - self._started,
             "device": str(self._engine.device),
             "child_pids": _child_pids(),
+            "engine_dir": str(self._engine.workdir) if self._engine.workdir else None,
         }
 
     # ------------------------------------------------------------------ scheduling

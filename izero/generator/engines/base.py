@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -53,6 +54,9 @@ class GeneratorEngine(ABC):
 
     name: ClassVar[str]
     serves_features: ClassVar[bool] = False
+
+    workdir: Path | None = None
+    """A folder of files the engine created (removed by :meth:`close`), if any."""
 
     config: GeneratorConfig
     tokenizer: Any
