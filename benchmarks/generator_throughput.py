@@ -11,7 +11,9 @@ materialised there: no CPU copy, bf16 on GPU), and reports instructions/s and de
 batch 1..256, plus the share of the memory-bandwidth bound reached: a decode step must read every
 weight once, so it cannot be faster than ``weight_bytes / copy_bandwidth`` (bandwidth measured on
 the same device by a large device-to-device copy, counting bytes read + written). For CPU smoke
-runs, ``--num-layers`` / ``--hidden-size`` shrink the shape.
+runs, ``--num-layers`` / ``--hidden-size`` shrink the shape. ``--cache-implementation static``
+uses a static KV cache, which transformers compiles with ``torch.compile`` on CUDA (each batch
+shape compiles on its first call; the figures are the best of ``--repeats``, so keep it >= 2).
 
 ``--engine vllm`` runs both engines side by side on ``--model`` (default ``tiny:llama``, float32,
 CPU in the vLLM CPU build): the same ``--engine-requests`` greedy requests through the HF engine
@@ -165,6 +167,7 @@ def run_default(args: argparse.Namespace) -> dict[str, Any]:
             max_new_tokens=args.new_tokens,
             eos_token_id=None,
             batch_size=batch_size,
+            cache_implementation=args.cache_implementation,
         )
 
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else None
@@ -207,6 +210,7 @@ def run_default(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "generator_throughput",
         "mode": "tiny",
         "model": args.model,
+        "cache_implementation": args.cache_implementation,
         "device": str(device),
         "dtype": str(model.dtype).removeprefix("torch."),
         "threads": torch.get_num_threads(),
@@ -375,12 +379,14 @@ def run_shape(args: argparse.Namespace) -> dict[str, Any]:
             max_new_tokens=new_tokens,
             eos_token_id=None,
             batch_size=batch_size,
+            cache_implementation=args.cache_implementation,
         )
 
     gen(1, 2).generate_tokens(requests[:1])  # warm-up
     rows = []
     print(
         f"shape={args.model_shape} {shape} device={device} dtype={dtype} "
+        f"cache={args.cache_implementation} "
         f"params={sum(p.numel() for p in model.parameters()) / 1e9:.2f}B build={build_s:.1f}s"
     )
     print(
@@ -425,6 +431,7 @@ def run_shape(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "generator_throughput",
         "mode": "model_shape",
         "model_shape": args.model_shape,
+        "cache_implementation": args.cache_implementation,
         "shape": shape.__dict__,
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -457,6 +464,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = default)")
     p.add_argument("--copy-mib", type=int, default=None, help="bandwidth probe size (MiB)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--cache-implementation",
+        choices=("dynamic", "static"),
+        default="dynamic",
+        help="HF engine KV cache; static is compiled by transformers on CUDA",
+    )
     p.add_argument(
         "--engine",
         choices=("hf", "vllm"),

@@ -41,6 +41,10 @@ DEFAULT_BATCH_SIZE = 64
 MODEL_EOS = "model"
 """``eos_token_id`` value meaning: the model's generation config eos (else the tokenizer's)."""
 
+HF_CACHE_IMPLEMENTATIONS: tuple[str, ...] = ("dynamic", "static")
+"""KV caches of the HF engine: transformers' default (dynamic), or a static one (fixed shapes,
+which transformers compiles with torch.compile on GPUs)."""
+
 ENGINES: tuple[str, ...] = ("hf", "vllm")
 """Generator engines: ``hf`` (transformers, any device, serves features) and ``vllm``."""
 
@@ -152,6 +156,8 @@ class GeneratorConfig:
             always decode ``max_new_tokens`` (throughput benchmarks on random models).
         allow_download: allow fetching the checkpoint from the Hub (off by default).
         template: the prompt template (:class:`PromptTemplate`).
+        hf_cache_implementation: HF engine: the KV cache, ``"dynamic"`` (transformers'
+            default) or ``"static"``.
         vllm_max_model_len: vLLM engine: the context it reserves KV cache for (prompt + new
             tokens); ``None`` = the model's own context length.
         vllm_gpu_memory_utilization: vLLM engine on a GPU: the share of its memory vLLM takes.
@@ -173,6 +179,7 @@ class GeneratorConfig:
     allow_download: bool = False
     template: PromptTemplate = field(default_factory=PromptTemplate)
     engine: str = DEFAULT_ENGINE
+    hf_cache_implementation: str = "dynamic"
     vllm_max_model_len: int | None = None
     vllm_gpu_memory_utilization: float = DEFAULT_VLLM_GPU_MEMORY_UTILIZATION
     vllm_enforce_eager: bool = True
@@ -193,6 +200,12 @@ class GeneratorConfig:
             )
         if isinstance(eos, list):
             object.__setattr__(self, "eos_token_id", tuple(eos))
+        if self.hf_cache_implementation not in HF_CACHE_IMPLEMENTATIONS:
+            raise ConfigError(
+                "generator.hf_cache_implementation",
+                self.hf_cache_implementation,
+                f"one of {', '.join(HF_CACHE_IMPLEMENTATIONS)}",
+            )
         if self.engine not in ENGINES:
             raise ConfigError("generator.engine", self.engine, f"one of {', '.join(ENGINES)}")
         if self.engine == "vllm" and not vllm_installed():

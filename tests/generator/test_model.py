@@ -156,3 +156,15 @@ def test_request_and_config_validation(llama_generator: InstructionGenerator) ->
     long_demos = tuple((f"word {i} " * 40, "x") for i in range(30))
     with pytest.raises(GeneratorError, match="positions"):
         llama_generator.generate([GenerationRequest(demos=long_demos)])
+
+
+def test_static_kv_cache_decodes_the_same_tokens(llama_generator: InstructionGenerator) -> None:
+    static = InstructionGenerator(
+        model_and_tokenizer=(llama_generator.model, llama_generator.tokenizer),
+        max_new_tokens=12,
+        cache_implementation="static",
+    )
+    reqs = _mixed_requests()
+    assert static.generate_tokens(reqs) == llama_generator.generate_tokens(reqs)
+    with pytest.raises(ConfigError, match="hf_cache_implementation"):
+        InstructionGenerator(cache_implementation="paged")

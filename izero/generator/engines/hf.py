@@ -128,12 +128,14 @@ class HFEngine(GeneratorEngine):
     def _generation_config(self) -> Any:
         from transformers import GenerationConfig
 
+        cache = self.config.hf_cache_implementation
         return GenerationConfig(
             max_new_tokens=self.config.max_new_tokens,
             do_sample=False,
             num_beams=1,
             eos_token_id=list(self.eos_ids),
             pad_token_id=self.pad_id,
+            cache_implementation=None if cache == "dynamic" else cache,
         )
 
     def _pad_row(self) -> torch.Tensor:
@@ -167,7 +169,8 @@ class HFEngine(GeneratorEngine):
 
 class InstructionGenerator(HFEngine):
     """The Hugging Face engine built from keyword arguments (see :class:`GeneratorConfig` for
-    their meaning); ``model_and_tokenizer`` as in :class:`HFEngine`."""
+    their meaning; ``cache_implementation`` is its ``hf_cache_implementation``);
+    ``model_and_tokenizer`` as in :class:`HFEngine`."""
 
     def __init__(
         self,
@@ -185,6 +188,7 @@ class InstructionGenerator(HFEngine):
         eos_token_id: int | tuple[int, ...] | str | None = MODEL_EOS,
         allow_download: bool = False,
         template: PromptTemplate | None = None,
+        cache_implementation: str = "dynamic",
         model_and_tokenizer: tuple[Any, Any] | None = None,
     ) -> None:
         config = GeneratorConfig(
@@ -201,6 +205,7 @@ class InstructionGenerator(HFEngine):
             eos_token_id=eos_token_id,
             allow_download=allow_download,
             template=template if template is not None else PromptTemplate(),
+            hf_cache_implementation=cache_implementation,
         )
         super().__init__(config, model_and_tokenizer=model_and_tokenizer)
 
