@@ -38,6 +38,8 @@ class GeneratorConfig:
 
     ``engine``: ``hf`` (transformers; any device; serves features) or ``vllm`` (vLLM from prompt
     embeddings; needs ``pip install 'izero[vllm]'``; no features, so not for ``instinct``).
+    ``hf_cache_implementation``: the HF engine's KV cache (``static`` is compiled by
+    transformers on GPUs).
     vLLM only: ``vllm_max_model_len`` (context reserved per sequence, tokens; None: the
     model's), ``vllm_gpu_memory_utilization`` (share of the GPU's memory vLLM takes),
     ``vllm_enforce_eager`` (no CUDA graphs: faster start; set false on GPUs for speed).
@@ -58,6 +60,7 @@ class GeneratorConfig:
     ape_temperature: float = DEFAULT_APE_TEMPERATURE
     ape_samples: int | None = None
     engine: Literal["hf", "vllm"] = DEFAULT_ENGINE
+    hf_cache_implementation: Literal["dynamic", "static"] = "dynamic"
     vllm_max_model_len: int | None = None
     vllm_gpu_memory_utilization: float = DEFAULT_VLLM_GPU_MEMORY_UTILIZATION
     vllm_enforce_eager: bool = True
@@ -65,6 +68,12 @@ class GeneratorConfig:
     def __post_init__(self) -> None:
         s = self._SECTION
         check(self.engine in ("hf", "vllm"), f"{s}engine", self.engine, "hf or vllm")
+        check(
+            self.hf_cache_implementation in ("dynamic", "static"),
+            f"{s}hf_cache_implementation",
+            self.hf_cache_implementation,
+            "dynamic or static",
+        )
         if self.engine == "vllm":
             check(
                 importlib.util.find_spec("vllm") is not None,

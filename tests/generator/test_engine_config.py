@@ -32,14 +32,21 @@ def test_engine_choice_in_the_sweep_config() -> None:
     assert "generator.device" in _error(["generator.engine=vllm", "generator.device=mps"])
     assert "(0, 1]" in _error(["generator.vllm_gpu_memory_utilization=1.5"])
     assert "vllm_max_model_len" in _error(["generator.vllm_max_model_len=0"])
+    assert "did you mean 'static'" in _error(["generator.hf_cache_implementation=statc"])
 
 
 def test_the_sweep_section_fields_are_engine_options() -> None:
     """Every engine field of the sweep section is an option of the engines' config."""
     section = {f.name for f in dataclasses.fields(GeneratorSection)}
     options = {f.name for f in dataclasses.fields(GeneratorConfig)}
-    engine_fields = {"engine", "vllm_max_model_len", "vllm_gpu_memory_utilization"}
-    assert engine_fields | {"vllm_enforce_eager"} <= section & options
+    engine_fields = {
+        "engine",
+        "hf_cache_implementation",
+        "vllm_max_model_len",
+        "vllm_gpu_memory_utilization",
+        "vllm_enforce_eager",
+    }
+    assert engine_fields <= section & options
     assert set(ENGINES) == {"hf", "vllm"}
     assert engine_class("hf") is HFEngine and engine_class("vllm") is VLLMEngine
     with pytest.raises(ConfigError, match=r"generator\.engine"):
