@@ -233,6 +233,8 @@ class GeneratorActor:
         room = self._batch_size
         while self._jobs and room > 0:
             job = self._jobs.popleft()
+            if job.future.done():  # its caller gave up: drop the rest
+                continue
             start = job.next
             stop = min(len(job.requests), start + room)
             job.next = stop
@@ -244,6 +246,8 @@ class GeneratorActor:
 
     async def _run_features(self, parts: list[tuple[_FeatureJob, int, int]]) -> None:
         """One features batch; a failure fails only the call whose requests caused it."""
+        if not parts:
+            return
         flat = [r for job, start, stop in parts for r in job.requests[start:stop]]
         try:
             feats = await asyncio.to_thread(self._engine.features, flat)
