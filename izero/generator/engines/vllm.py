@@ -57,6 +57,9 @@ EXECUTOR_BACKEND = "uni"
 ENGINE_SEED = 0
 """vLLM's global seed (greedy decoding does not use it; sampled requests carry their own)."""
 
+CHAT_WARMUP_LOGGER = "vllm.renderers.base"
+CHAT_WARMUP_MESSAGE = "Chat template warmup failed"
+
 _DTYPE_NAMES = {torch.float32: "float32", torch.bfloat16: "bfloat16", torch.float16: "float16"}
 
 
@@ -130,7 +133,10 @@ class VLLMEngine(GeneratorEngine):
             "disable_log_stats": True,
             **llm_options,
         }
-        with _scoped_environment(self._environment(config), tempdir=self.workdir / "tmp"):
+        with (
+            _scoped_environment(self._environment(config), tempdir=self.workdir / "tmp"),
+            _quiet_chat_warmup(),
+        ):
             self.llm = vllm.LLM(**options)
         self._sampling_params = vllm.SamplingParams
         logger.info(
@@ -230,6 +236,24 @@ def _scoped_environment(env: Mapping[str, str], *, tempdir: Path) -> Iterator[No
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+class _DropChatWarmupFailure(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith(CHAT_WARMUP_MESSAGE)
+
+
+@contextlib.contextmanager
+def _quiet_chat_warmup() -> Iterator[None]:
+    """vLLM warms up chat templating at start and logs a traceback when it has no tokenizer;
+    izero tokenizes itself (``skip_tokenizer_init``), so that warning is noise."""
+    log = logging.getLogger(CHAT_WARMUP_LOGGER)
+    drop = _DropChatWarmupFailure()
+    log.addFilter(drop)
+    try:
+        yield
+    finally:
+        log.removeFilter(drop)
 
 
 def _max_positions(config: Any) -> int | None:
