@@ -11,12 +11,23 @@ materialised there: no CPU copy, bf16 on GPU), and reports instructions/s and de
 batch 1..256, plus the share of the memory-bandwidth bound reached: a decode step must read every
 weight once, so it cannot be faster than ``weight_bytes / copy_bandwidth`` (bandwidth measured on
 the same device by a large device-to-device copy, counting bytes read + written). For CPU smoke
-runs, ``--num-layers`` / ``--hidden-size`` shrink the shape.
+runs, ``--num-layers`` / ``--hidden-size`` shrink the shape. ``--cache-implementation static``
+uses a static KV cache, which transformers compiles with ``torch.compile`` on CUDA (each batch
+shape compiles on its first call; the figures are the best of ``--repeats``, so keep it >= 2).
+
+``--engine vllm`` runs both engines side by side on ``--model`` (default ``tiny:llama``, float32,
+CPU in the vLLM CPU build): the same ``--engine-requests`` greedy requests through the HF engine
+(in batches of ``--engine-batch-size``) and the vLLM engine (all at once; vLLM schedules them),
+interleaved repeats; instructions/s of each, and the share of identical instructions
+(``vllm_matches_hf``) and of identical token sequences. On a tiny model vLLM's per-step overhead
+dominates; its case is large models on GPUs.
 
 Prints a table, then as the LAST line one JSON object with ``batched_over_batch1`` and
-``best_instructions_per_s`` (and more).
+``best_instructions_per_s`` (and more); with ``--engine vllm``: ``hf_instructions_per_s``,
+``vllm_instructions_per_s``, ``vllm_over_hf`` and ``vllm_matches_hf``.
 
     PYTHONPATH=$PWD python benchmarks/generator_throughput.py
+    PYTHONPATH=$PWD python benchmarks/generator_throughput.py --engine vllm   # needs izero[vllm]
     PYTHONPATH=$PWD python benchmarks/generator_throughput.py --model-shape llama-7b  # on a GPU
 """
 
@@ -24,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import random
 import statistics
@@ -155,6 +167,7 @@ def run_default(args: argparse.Namespace) -> dict[str, Any]:
             max_new_tokens=args.new_tokens,
             eos_token_id=None,
             batch_size=batch_size,
+            cache_implementation=args.cache_implementation,
         )
 
     batch_sizes = [int(b) for b in args.batch_sizes.split(",")] if args.batch_sizes else None
@@ -197,6 +210,7 @@ def run_default(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "generator_throughput",
         "mode": "tiny",
         "model": args.model,
+        "cache_implementation": args.cache_implementation,
         "device": str(device),
         "dtype": str(model.dtype).removeprefix("torch."),
         "threads": torch.get_num_threads(),
@@ -206,6 +220,72 @@ def run_default(args: argparse.Namespace) -> dict[str, Any]:
         "best_batch_size": int(best_b),
         "best_instructions_per_s": round(median[best_b], 2),
         "batched_over_batch1": round(median[best_b] / loop_rate, 2),
+        "host": platform.node(),
+    }
+
+
+# ---------------------------------------------------------------------------- engines side by side
+def run_engines(args: argparse.Namespace) -> dict[str, Any]:
+    """The HF and vLLM engines on the same model and requests, in one process, interleaved."""
+    from izero.generator import GeneratorConfig, build_engine
+
+    n = args.engine_requests
+    requests = make_requests(n, seed=args.seed)
+    common = {
+        "model": args.model,
+        "dtype": "float32" if args.dtype == "auto" else args.dtype,
+        "device": args.device,
+        "max_new_tokens": args.new_tokens,
+        "eos_token_id": None,  # random weights: every row decodes the full length
+        "batch_size": args.engine_batch_size,
+    }
+    hf = build_engine(GeneratorConfig(engine="hf", **common))
+    t0 = time.perf_counter()
+    vllm = build_engine(
+        GeneratorConfig(engine="vllm", vllm_max_model_len=args.vllm_max_model_len, **common)
+    )
+    vllm_start_s = time.perf_counter() - t0
+    try:
+        engines = {"hf": hf, "vllm": vllm}
+        tokens = {name: e.generate_tokens(requests) for name, e in engines.items()}  # warm-up
+        rates: dict[str, list[float]] = {name: [] for name in engines}
+        for _ in range(args.repeats):  # interleaved, so machine noise hits both alike
+            for name, engine in engines.items():
+                rates[name].append(
+                    n / _timed(lambda e=engine: e.generate_tokens(requests), hf.device)
+                )
+        texts = {name: engines[name].clean(t) for name, t in tokens.items()}
+    finally:
+        vllm.close()
+    same_tokens = sum(a == b for a, b in zip(tokens["hf"], tokens["vllm"], strict=True)) / n
+    same_texts = sum(a == b for a, b in zip(texts["hf"], texts["vllm"], strict=True)) / n
+    median = {name: statistics.median(r) for name, r in rates.items()}
+
+    print(
+        f"model={args.model} dtype={common['dtype']} requests={n} new_tokens={args.new_tokens} "
+        f"hf batch_size={args.engine_batch_size} (vLLM schedules all {n} itself)"
+    )
+    print(f"threads={torch.get_num_threads()} repeats={args.repeats} (median shown)")
+    print(f"{'engine':>8} {'instr/s':>10} {'tokens/s':>10} {'vs hf':>7}")
+    for name, rate in median.items():
+        ratio = rate / median["hf"]
+        print(f"{name:>8} {rate:10.1f} {rate * args.new_tokens:10.0f} {ratio:6.2f}x")
+    print(f"vLLM engine start: {vllm_start_s:.1f} s")
+    print(f"identical instructions: {same_texts:.3f}; identical token sequences: {same_tokens:.3f}")
+    return {
+        "benchmark": "generator_throughput",
+        "mode": "engines",
+        "model": args.model,
+        "dtype": common["dtype"],
+        "requests": n,
+        "new_tokens": args.new_tokens,
+        "hf_batch_size": args.engine_batch_size,
+        "hf_instructions_per_s": round(median["hf"], 2),
+        "vllm_instructions_per_s": round(median["vllm"], 2),
+        "vllm_over_hf": round(median["vllm"] / median["hf"], 3),
+        "vllm_start_s": round(vllm_start_s, 1),
+        "vllm_token_matches_hf": round(same_tokens, 4),
+        "vllm_matches_hf": round(same_texts, 4),
         "host": platform.node(),
     }
 
@@ -299,12 +379,14 @@ def run_shape(args: argparse.Namespace) -> dict[str, Any]:
             max_new_tokens=new_tokens,
             eos_token_id=None,
             batch_size=batch_size,
+            cache_implementation=args.cache_implementation,
         )
 
     gen(1, 2).generate_tokens(requests[:1])  # warm-up
     rows = []
     print(
         f"shape={args.model_shape} {shape} device={device} dtype={dtype} "
+        f"cache={args.cache_implementation} "
         f"params={sum(p.numel() for p in model.parameters()) / 1e9:.2f}B build={build_s:.1f}s"
     )
     print(
@@ -349,6 +431,7 @@ def run_shape(args: argparse.Namespace) -> dict[str, Any]:
         "benchmark": "generator_throughput",
         "mode": "model_shape",
         "model_shape": args.model_shape,
+        "cache_implementation": args.cache_implementation,
         "shape": shape.__dict__,
         "device": str(device),
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -381,6 +464,21 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=1, help="torch CPU threads (0 = default)")
     p.add_argument("--copy-mib", type=int, default=None, help="bandwidth probe size (MiB)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--cache-implementation",
+        choices=("dynamic", "static"),
+        default="dynamic",
+        help="HF engine KV cache; static is compiled by transformers on CUDA",
+    )
+    p.add_argument(
+        "--engine",
+        choices=("hf", "vllm"),
+        default="hf",
+        help="vllm: the HF and vLLM engines side by side on --model (float32 on CPU)",
+    )
+    p.add_argument("--engine-requests", type=int, default=256, help="--engine vllm: requests")
+    p.add_argument("--engine-batch-size", type=int, default=64, help="--engine vllm: HF batch")
+    p.add_argument("--vllm-max-model-len", type=int, default=512)
     args = p.parse_args(argv)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -389,7 +487,12 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit("--model-shape needs --new-tokens >= 2 (decode time = full - prefill)")
         if args.copy_mib is None:
             args.copy_mib = 4096 if resolve_device(args.device).type == "cuda" else 256
+        if args.engine != "hf":
+            raise SystemExit("--model-shape measures the HF engine; drop --engine")
         result = run_shape(args)
+    elif args.engine == "vllm":
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")  # keep the table readable
+        result = run_engines(args)
     else:
         result = run_default(args)
     print(json.dumps(result))

@@ -24,7 +24,7 @@ import torch
 from izero.config import SweepConfig
 from izero.driver.plan import RunKey
 from izero.driver.proposals import ProposalBatcher, run_cpu
-from izero.errors import BlackBoxError, GeneratorError
+from izero.errors import BlackBoxError
 from izero.methods.base import Candidate, Demos
 from izero.tasks import Example, Task
 
@@ -159,6 +159,11 @@ def _generator_pool(config: SweepConfig) -> Any:
         projection_init=g.projection_init,
         projection_scale=g.projection_scale,
         batch_size=g.batch_size,
+        engine=g.engine,
+        hf_cache_implementation=g.hf_cache_implementation,
+        vllm_max_model_len=g.vllm_max_model_len,
+        vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,
+        vllm_enforce_eager=g.vllm_enforce_eager,
     )
 
 
@@ -297,10 +302,12 @@ class Backends:
     async def features(
         self, zs: Sequence[Sequence[float]], *, demos: Demos, seed: int
     ) -> torch.Tensor:
-        raise GeneratorError(
-            "generator features are not available from this generator pool; "
-            "use generator.engine: hf"
-        )
+        """``n x hidden`` generator features of soft prompts ``zs`` after ``demos``, projected
+        with the run's ``seed`` (served in the generator actors' batches)."""
+        from izero.generator import FeatureRequest
+
+        requests = [FeatureRequest(demos=demos, z=tuple(z), projection_seed=seed) for z in zs]
+        return await self.generator.features(requests)
 
     def sobol(self, n: int, d: int, *, seed: int) -> torch.Tensor:
         from izero.bo import initial_design

@@ -14,7 +14,6 @@ from typing import Any
 import torch
 
 from izero.errors import GeneratorError
-from izero.hf.tiny import build_tiny
 
 logger = logging.getLogger(__name__)
 
@@ -80,6 +79,8 @@ def load_causal_lm(
     dev = resolve_device(device)
     dt = resolve_dtype(dtype, device=dev)
     if model_id_or_path.startswith(TINY_PREFIX):
+        from izero.hf.tiny import build_tiny
+
         model, tokenizer = build_tiny(model_id_or_path)
     else:
         model, tokenizer = _load_pretrained(model_id_or_path, dt, allow_download)

@@ -33,14 +33,21 @@ TINY_VOCAB_MULTIPLE = 64
 leave room for tokens a model-specific tokenizer class may add when a saved tiny model is reloaded
 (e.g. Qwen2's ``<|endoftext|>``)."""
 
+TINY_HIDDEN_SIZE = 64
+"""Default width of tiny models."""
+
+TINY_NUM_HEADS = 2
+"""Default attention heads of tiny models: a head size of 32, the smallest that vLLM's CPU
+attention kernels accept (16 is refused), so saved tiny models serve on vLLM as they are."""
+
 TINY_MAX_POSITIONS = 2048
+"""Context length of tiny models (tokens)."""
 
 TINY_INIT_STD = 0.3
 """Standard deviation of the random weights (``initializer_range``). The usual 0.02 makes tiny
 random models (GPT-2 especially) repeat one token forever whatever the prompt, which would make
 tests of batching and soft prompts vacuous; 0.3 gives varied continuations with clear argmax
 margins."""
-"""Context length of tiny models (tokens)."""
 
 BOS_TOKEN = "<s>"
 EOS_TOKEN = "</s>"
@@ -143,9 +150,9 @@ def tiny_config(
     arch: str,
     *,
     vocab_size: int,
-    hidden_size: int = 64,
+    hidden_size: int = TINY_HIDDEN_SIZE,
     num_layers: int = 2,
-    num_heads: int = 4,
+    num_heads: int = TINY_NUM_HEADS,
     intermediate_size: int | None = None,
     max_positions: int = TINY_MAX_POSITIONS,
     bos_token_id: int | None = None,
@@ -202,9 +209,9 @@ def build_tiny_model(
     arch: str,
     *,
     seed: int = 0,
-    hidden_size: int = 64,
+    hidden_size: int = TINY_HIDDEN_SIZE,
     num_layers: int = 2,
-    num_heads: int = 4,
+    num_heads: int = TINY_NUM_HEADS,
     intermediate_size: int | None = None,
     tokenizer: Any | None = None,
 ) -> Any:
@@ -274,14 +281,22 @@ def build_tiny(model_id: str) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def save_tiny_model(path: str | Path, arch: str, seed: int = 0, **sizes: int) -> Path:
-    """Save a tiny model and its tokenizer to ``path`` so it loads like any local HF model."""
-    out = Path(path)
+def save_tiny_model(arch: str, directory: str | Path, *, seed: int = 0, **sizes: int) -> Path:
+    """Save a tiny random model of ``arch`` and its tokenizer to ``directory``; returns it.
+
+    The folder loads like any local Hugging Face checkpoint (``save_pretrained`` of both the
+    model, in float32 safetensors, and the tokenizer with its chat template), so servers that
+    need a model folder (vLLM) can serve it. The weights are those of ``tiny:<arch>`` with the
+    same ``seed`` and ``sizes`` (``hidden_size``, ``num_layers``, ``num_heads``,
+    ``intermediate_size``; see :func:`build_tiny_model`).
+    """
+    out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tiny_tokenizer()
     model = build_tiny_model(arch, seed=seed, tokenizer=tokenizer, **sizes)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
+    logger.info("saved tiny %s model (seed=%d) to %s", arch, seed, out)
     return out
 
 
@@ -294,3 +309,30 @@ def config_summary(config: Any) -> Mapping[str, Any]:
     """The sizes of a transformers config, for logs and benchmark tables."""
     keys = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size", "n_embd", "n_layer")
     return {k: getattr(config, k) for k in keys if hasattr(config, k)}
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m izero.hf.tiny --save DIR --arch llama [--seed N] [--hidden-size H ...]``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m izero.hf.tiny",
+        description="Save a tiny random-weight model and its tokenizer to a folder (offline).",
+    )
+    parser.add_argument("--save", required=True, metavar="DIR", help="folder to write")
+    parser.add_argument("--arch", default="llama", choices=TINY_ARCHS)
+    parser.add_argument("--seed", type=int, default=0)
+    for name in ("hidden_size", "num_layers", "num_heads", "intermediate_size"):
+        parser.add_argument("--" + name.replace("_", "-"), type=int, dest=name, default=None)
+    args = parser.parse_args(argv)
+    sizes = {
+        k: v
+        for k in ("hidden_size", "num_layers", "num_heads", "intermediate_size")
+        if (v := getattr(args, k)) is not None
+    }
+    path = save_tiny_model(args.arch, args.save, seed=args.seed, **sizes)
+    print(path)
+
+
+if __name__ == "__main__":
+    main()

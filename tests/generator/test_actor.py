@@ -1,4 +1,5 @@
-"""Ray actors and the pool on a real local Ray: identical actors, coalescing, restart + retry."""
+"""Ray actors and the pool on a real local Ray: identical actors, coalescing, restart + retry,
+features in chunks that alternate with generation."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import threading
 import time
 
 import pytest
+import torch
 
 from izero.errors import GeneratorError
-from izero.generator import GenerationRequest, GeneratorPool, InstructionGenerator
+from izero.generator import FeatureRequest, GenerationRequest, GeneratorPool, InstructionGenerator
 
 from .conftest import DEMOS_A, DEMOS_B, DEMOS_C, z_point
 
@@ -132,3 +134,65 @@ def test_pool_validates_before_starting_actors(ray_local) -> None:
         GeneratorPool(num_actors=0, **POOL_KW)
     with pytest.raises(Exception, match="batch_size"):
         GeneratorPool(batch_size=0, **POOL_KW)
+
+
+# ---------------------------------------------------------------------------- features
+def _feature_requests(n: int, demos=DEMOS_C) -> list[FeatureRequest]:
+    gen = torch.Generator().manual_seed(n)
+    z = (torch.rand(n, 10, generator=gen) * 2 - 1).tolist()
+    return [FeatureRequest(demos=demos, z=tuple(row), projection_seed=3) for row in z]
+
+
+def test_pool_features_match_the_engine_in_order(pool2: GeneratorPool) -> None:
+    reqs = [FeatureRequest(demos=d, z=z_point(k)) for k, d in enumerate(3 * (DEMOS_A, DEMOS_B))]
+    want = InstructionGenerator(**POOL_KW).features(reqs)
+    before = [s["feature_requests"] for s in pool2.stats()]
+    got = asyncio.run(pool2.features(reqs))
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=0)
+    after = [s["feature_requests"] for s in pool2.stats()]
+    assert [b - a for a, b in zip(before, after, strict=True)] == [3, 3]  # both actors served
+    torch.testing.assert_close(pool2.features_sync(reqs[::-1], timeout_s=120), want.flip(0))
+    assert asyncio.run(pool2.features([])).shape == (0, want.shape[1])
+
+
+def test_a_bad_features_call_fails_alone(ray_local, pool2: GeneratorPool) -> None:
+    actor = pool2.actors[0]
+    good_reqs = _feature_requests(4)
+    good = actor.features.remote(good_reqs)
+    bad = actor.features.remote([FeatureRequest(demos=DEMOS_A, z=(0.5,) * 3)])  # wrong d
+    want = InstructionGenerator(**POOL_KW).features(good_reqs)
+    torch.testing.assert_close(ray_local.get(good, timeout=120), want, atol=1e-5, rtol=0)
+    with pytest.raises(GeneratorError, match="n x 10"):
+        ray_local.get(bad, timeout=120)
+
+
+def test_generation_and_small_features_overtake_a_large_features_call(ray_local) -> None:
+    """A big domain is computed in batch_size chunks that alternate with other work."""
+    pool = GeneratorPool(num_actors=1, batch_size=4, batch_window_s=0, **POOL_KW)
+    try:
+        pool.wait_ready(timeout_s=120)
+        actor = pool.actors[0]
+        big, small = _feature_requests(1200), _feature_requests(3, demos=DEMOS_A)
+        gen_reqs = _requests(2)
+
+        async def scenario() -> tuple[list[str], torch.Tensor, torch.Tensor, dict]:
+            features = asyncio.ensure_future(pool.features(big))
+            while (await actor.stats.remote())["feature_batches"] == 0:  # it has started
+                await asyncio.sleep(0.005)
+            small_features = asyncio.ensure_future(pool.features(small))
+            texts = await pool.generate(gen_reqs)  # submitted after the large call ...
+            assert not features.done()  # ... and done before it
+            small_done = await small_features
+            assert not features.done()
+            stats = await actor.stats.remote()
+            return texts, small_done, await features, stats
+
+        texts, small_feats, big_feats, stats = asyncio.run(scenario())
+        engine = InstructionGenerator(**POOL_KW)
+        assert texts == engine.generate(gen_reqs)
+        torch.testing.assert_close(small_feats, engine.features(small), atol=1e-5, rtol=0)
+        torch.testing.assert_close(big_feats, engine.features(big), atol=1e-5, rtol=0)
+        assert stats["queued_feature_requests"] > 0  # the large call was still running
+        assert ray_local.get(actor.stats.remote())["feature_batches"] >= 1203 // 4
+    finally:
+        pool.shutdown()

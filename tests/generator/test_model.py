@@ -7,7 +7,7 @@ import torch
 
 from izero.errors import ConfigError, GeneratorError
 from izero.generator import GenerationRequest, InstructionGenerator
-from izero.generator.model import RowGumbelSampler
+from izero.generator.engines.hf import RowGumbelSampler
 
 from .conftest import DEMOS_A, DEMOS_B, DEMOS_C, z_point
 
@@ -17,7 +17,7 @@ def _hf_greedy(gen: InstructionGenerator, demos_list, n_new: int) -> list[list[i
     from transformers import GenerationConfig
 
     tok = gen.tokenizer
-    ids = [gen._prompt_token_ids(d) for d in demos_list]
+    ids = [gen.prompt_token_ids(d) for d in demos_list]
     width = max(map(len, ids))
     input_ids = torch.tensor([[tok.pad_token_id] * (width - len(x)) + x for x in ids])
     mask = torch.tensor([[0] * (width - len(x)) + [1] * len(x) for x in ids])
@@ -156,3 +156,15 @@ def test_request_and_config_validation(llama_generator: InstructionGenerator) ->
     long_demos = tuple((f"word {i} " * 40, "x") for i in range(30))
     with pytest.raises(GeneratorError, match="positions"):
         llama_generator.generate([GenerationRequest(demos=long_demos)])
+
+
+def test_static_kv_cache_decodes_the_same_tokens(llama_generator: InstructionGenerator) -> None:
+    static = InstructionGenerator(
+        model_and_tokenizer=(llama_generator.model, llama_generator.tokenizer),
+        max_new_tokens=12,
+        cache_implementation="static",
+    )
+    reqs = _mixed_requests()
+    assert static.generate_tokens(reqs) == llama_generator.generate_tokens(reqs)
+    with pytest.raises(ConfigError, match="hf_cache_implementation"):
+        InstructionGenerator(cache_implementation="paged")
