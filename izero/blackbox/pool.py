@@ -19,6 +19,7 @@ from typing import Any
 from izero.blackbox.cache import ResponseCache
 from izero.blackbox.client import ChatClient, ClientStats
 from izero.blackbox.config import EndpointConfig
+from izero.blackbox.prompts import QueryTemplate
 from izero.blackbox.ratelimit import (
     LeaseClient,
     LimiterUsage,
@@ -72,9 +73,16 @@ class EndpointScorer:
         metric: str,
         *,
         tag: Mapping[str, Any] | None = None,
+        template: QueryTemplate | None = None,
     ) -> ScoreResult:
         return await score_instruction(
-            self.client, instruction, examples, metric, scorer=self.scorer, tag=tag
+            self.client,
+            instruction,
+            examples,
+            metric,
+            scorer=self.scorer,
+            tag=tag,
+            template=template,
         )
 
     @property
@@ -106,9 +114,13 @@ class _ScoringWorker:
             )
         return self._scorer
 
-    async def score(self, instruction, examples, metric, tag):
+    async def score(self, instruction, examples, metric, tag, template=None):
         try:
-            return ("ok", await self._get().score(instruction, examples, metric, tag=tag))
+            scorer = self._get()
+            return (
+                "ok",
+                await scorer.score(instruction, examples, metric, tag=tag, template=template),
+            )
         except BlackBoxError as err:
             return ("error", err)
 
@@ -207,8 +219,10 @@ class ScoringPool:
         metric: str,
         *,
         tag: Mapping[str, Any] | None = None,
+        template: QueryTemplate | None = None,
     ) -> ScoreResult:
-        """Score one instruction on ``examples`` (answers, per-example scores, mean, costs).
+        """Score one instruction on ``examples`` (answers, per-example scores, mean, costs);
+        ``template``: the query template (``None`` = izero's).
 
         Raises a :class:`~izero.errors.BlackBoxError` subclass when the run must stop
         (budget, quota, key, URL, context length).
@@ -219,7 +233,7 @@ class ScoringPool:
         self._load[index] += 1
         try:
             status, payload = await self.workers[index].score.remote(
-                instruction, tuple(examples), metric, dict(tag) if tag else None
+                instruction, tuple(examples), metric, dict(tag) if tag else None, template
             )
         except Exception as err:  # a worker process died, or raised an unexpected error
             cause = getattr(err, "cause", None) or err

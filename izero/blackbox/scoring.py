@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from izero.blackbox.client import CallOutcome, CallRecord
-from izero.blackbox.prompts import build_messages
+from izero.blackbox.prompts import QueryTemplate, build_messages
 from izero.tasks.types import Example
 
 Scorer = Callable[[str, Sequence[str], str], float]
@@ -105,16 +105,18 @@ async def score_instruction(
     *,
     scorer: Scorer | None = None,
     tag: Mapping[str, Any] | None = None,
+    template: QueryTemplate | None = None,
 ) -> ScoreResult:
     """Score ``instruction`` on ``examples`` through ``backend`` (all calls concurrently).
 
-    ``scorer``: ``None`` = ``izero.tasks.metrics.score_answer``. Raises the backend's
+    ``scorer``: ``None`` = ``izero.tasks.metrics.score_answer``; ``template``: the query
+    template (``None`` = izero's, :mod:`izero.blackbox.prompts`). Raises the backend's
     :class:`~izero.errors.BlackBoxError` when the run must stop.
     """
     scorer = scorer or default_scorer()
     started = time.perf_counter()
     tasks = [
-        asyncio.ensure_future(backend.complete(build_messages(instruction, ex.input)))
+        asyncio.ensure_future(backend.complete(build_messages(instruction, ex.input, template)))
         for ex in examples
     ]
     try:

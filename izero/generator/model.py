@@ -34,7 +34,7 @@ from izero.generator.projection import (
     ProjectionConfig,
     RandomProjection,
 )
-from izero.generator.prompts import PromptTemplate, build_prompt_text, clean_instruction
+from izero.generator.prompts import PromptTemplate, build_prompt_text
 from izero.hf.loading import AUTO, load_causal_lm
 
 logger = logging.getLogger(__name__)
@@ -203,10 +203,11 @@ class InstructionGenerator:
 
     # ------------------------------------------------------------------ public API
     def generate(self, requests: Sequence[GenerationRequest]) -> list[str]:
-        """One clean instruction per request, in the order of ``requests``."""
-        fallback = self.config.template.fallback
-        raw = self.generate_texts(requests)
-        return [clean_instruction(text, fallback=fallback) for text in raw]
+        """One instruction per request, in the order of ``requests``: the decode cleaned by
+        :func:`~izero.generator.prompts.clean_instruction`, or as decoded when the template
+        says so (``PromptTemplate.clean=False``)."""
+        finish = self.config.template.finish
+        return [finish(text) for text in self.generate_texts(requests)]
 
     def generate_texts(self, requests: Sequence[GenerationRequest]) -> list[str]:
         """The raw decoded completions (special tokens skipped), in request order."""
