@@ -2,9 +2,11 @@
 
 Public API::
 
-    load_task(name, *, data_dir=None) -> Task
+    load_task(name, *, data_dir=None, word_in_context_answers="all") -> Task
     list_tasks(data_dir=None) -> list[str]
-    make_splits(task, *, seed, n_demos=5, n_dev=20, n_test=100) -> TaskSplits
+    make_splits(task, *, seed, n_demos=5, n_dev=20, n_test=100, dev_sampling="fixed")
+        -> TaskSplits
+    dev_examples(splits, eval_index) -> tuple[Example, ...]
     score_answer(prediction, answers, metric) -> float
     metric_for_task(name) -> str
     METRICS, BUILTIN_TASKS
@@ -20,7 +22,7 @@ from izero.tasks.metrics import (
     normalize_prediction,
     score_answer,
 )
-from izero.tasks.splits import make_splits
+from izero.tasks.splits import dev_examples, make_splits
 from izero.tasks.types import Example, Task, TaskSplits
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "MetricError",
     "Task",
     "TaskSplits",
+    "dev_examples",
     "list_tasks",
     "load_task",
     "make_splits",

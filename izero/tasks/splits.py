@@ -7,6 +7,9 @@
 - ``test``: the execute examples, or a seeded subsample of ``n_test`` of them when there are
   more. Tasks without execute examples take their test set from the induce examples used
   neither as demos nor as dev (the dev set is then capped at half of what remains).
+- ``dev_pool``: every induce example that is neither a demo nor a test example. With
+  ``dev_sampling="per_evaluation"`` (the original InstructZero code) each evaluated instruction
+  is scored on its own random ``len(dev)`` examples of it (:func:`dev_examples`).
 
 Every draw comes from ``random.Random(seed)``; global random state is never touched.
 """
@@ -17,13 +20,15 @@ import logging
 import random
 
 from izero.errors import TaskDataError
-from izero.tasks.types import Task, TaskSplits
+from izero.tasks.types import Example, Task, TaskSplits
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_N_DEMOS = 5
 DEFAULT_N_DEV = 20
 DEFAULT_N_TEST = 100
+#: ``make_splits(dev_sampling=...)`` choices; the first is the default.
+DEV_SAMPLING = ("fixed", "per_evaluation")
 
 
 def make_splits(
@@ -34,6 +39,7 @@ def make_splits(
     n_dev: int = DEFAULT_N_DEV,
     n_test: int = DEFAULT_N_TEST,
     strict: bool = False,
+    dev_sampling: str = DEV_SAMPLING[0],
 ) -> TaskSplits:
     """Draw demos, dev and test examples of ``task`` from ``seed``.
 
@@ -44,6 +50,8 @@ def make_splits(
         n_dev: dev examples scored during optimisation (fewer if the task is small).
         n_test: at most this many test examples.
         strict: refuse (instead of shrinking dev/test with a warning) when the task is small.
+        dev_sampling: ``"fixed"`` (every instruction meets ``dev``) or ``"per_evaluation"``
+            (each evaluation its own draw from ``dev_pool``, see :func:`dev_examples`).
 
     Raises:
         TaskDataError: bad sizes, or too few examples for the demos plus one dev (and, without
@@ -54,6 +62,11 @@ def make_splits(
             raise TaskDataError(
                 f"make_splits({task.name!r}): {label} must be an integer >= {low}, got {value!r}"
             )
+    if dev_sampling not in DEV_SAMPLING:
+        raise TaskDataError(
+            f"make_splits({task.name!r}): dev_sampling must be one of {DEV_SAMPLING}, got "
+            f"{dev_sampling!r}"
+        )
     rng = random.Random(seed)
     order = list(range(len(task.induce)))
     rng.shuffle(order)
@@ -75,8 +88,10 @@ def make_splits(
             test = [task.execute[i] for i in picked]
         else:
             test = list(task.execute)
+        pool = rest
     else:
         test = [task.induce[i] for i in rest[dev_size : dev_size + n_test]]
+        pool = rest[:dev_size] + rest[dev_size + n_test :]
     short = [
         f"{label} {got} < {want}"
         for label, got, want in (("dev", len(dev), n_dev), ("test", len(test), n_test))
@@ -96,4 +111,23 @@ def make_splits(
         demos=tuple(demos),
         dev=tuple(dev),
         test=tuple(test),
+        dev_pool=tuple(task.induce[i] for i in pool),
+        dev_sampling=dev_sampling,
     )
+
+
+def dev_examples(splits: TaskSplits, eval_index: int) -> tuple[Example, ...]:
+    """The dev examples evaluation ``eval_index`` of a run on ``splits`` is scored on.
+
+    ``"fixed"`` sampling: ``splits.dev``. ``"per_evaluation"``: ``len(splits.dev)`` examples
+    drawn without replacement from ``splits.dev_pool``, seeded by the task, the split seed and
+    ``eval_index`` only, so a resumed run draws the same examples and runs of different methods
+    meet the same examples at the same index.
+    """
+    if splits.dev_sampling == "fixed":
+        return splits.dev
+    if isinstance(eval_index, bool) or not isinstance(eval_index, int) or eval_index < 0:
+        raise TaskDataError(f"dev_examples: eval_index must be an integer >= 0, got {eval_index!r}")
+    rng = random.Random(f"izero-dev|{splits.task}|{splits.seed}|{eval_index}")
+    k = min(len(splits.dev), len(splits.dev_pool))
+    return tuple(rng.sample(splits.dev_pool, k))
