@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import tempfile
@@ -15,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from izero.config import SweepConfig, config_to_dict
+from izero.config import DataConfig, PromptsConfig, SweepConfig, config_to_dict
 from izero.driver.cache_backup import BACKUP_INTERVAL_S, CacheBackup
 from izero.driver.loop import PlannedRun, RunOutcome, SweepLoop
 from izero.driver.plan import RunKey, plan_runs
@@ -106,13 +107,24 @@ def run_sweep(
             collect_provenance(config=config_to_dict(config), seeds=config.seeds, sweep=config.name)
         )
 
-    tasks = {name: load_task(name, data_dir=config.data_dir) for name in config.tasks}
+    data = config.data
+    tasks = {
+        name: load_task(
+            name, data_dir=config.data_dir, word_in_context_answers=data.word_in_context_answers
+        )
+        for name in config.tasks
+    }
     b = config.budget
     runs = [
         (
             key,
             make_splits(
-                tasks[key.task], seed=key.seed, n_demos=b.n_demos, n_dev=b.n_dev, n_test=b.n_test
+                tasks[key.task],
+                seed=key.seed,
+                n_demos=b.n_demos,
+                n_dev=b.n_dev,
+                n_test=b.n_test,
+                dev_sampling=data.dev_sampling,
             ),
         )
         for key in plan_runs(config.tasks, config.methods, config.seeds)
@@ -231,6 +243,13 @@ def _with_metric(splits: Any, metric: str) -> Any:
     return splits if splits.metric == metric else replace(splits, metric=metric)
 
 
+#: What a sweep recorded before a section existed had that section's defaults.
+_UNRECORDED: dict[str, Any] = {
+    "prompts": dataclasses.asdict(PromptsConfig()),
+    "data": dataclasses.asdict(DataConfig()),
+}
+
+
 def _check_same_sweep(old: dict[str, Any], new: dict[str, Any]) -> None:
     """Refuse to resume a sweep with a config that would change its results."""
     for section in (
@@ -241,8 +260,11 @@ def _check_same_sweep(old: dict[str, Any], new: dict[str, Any]) -> None:
         "budget",
         "data_dir",
         "optimizer",
+        "prompts",
+        "data",
     ):
-        if old.get(section) != new.get(section):
+        default = _UNRECORDED.get(section)
+        if old.get(section, default) != new.get(section, default):
             raise ConfigError(
                 section,
                 new.get(section),
