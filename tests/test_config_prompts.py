@@ -150,8 +150,10 @@ def test_multiline_template_through_set_and_yaml(tmp_path: Path) -> None:
     assert load_config(path).prompts == cfg.prompts
 
 
-def test_original_example_config_loads() -> None:
-    cfg = load_config(REPO / "jobs" / "configs" / "instructzero_original.yaml")
+def test_original_example_config_loads(data_dir: Path) -> None:
+    cfg = load_config(
+        REPO / "jobs" / "configs" / "instructzero_original.yaml", overrides=[f"data_dir={data_dir}"]
+    )
     assert cfg.preset == "instructzero-original" and cfg.budget.n_demos == 10
     assert cfg.prompts == PromptsConfig.from_preset("instructzero-original")
     assert "word_in_context" in cfg.tasks and cfg.data.word_in_context_answers == "output"
