@@ -8,6 +8,7 @@ Public surface (imported lazily, so ``import izero.blackbox`` stays cheap):
 - :class:`EndpointScorer`: the same inside one process (no Ray).
 - :class:`SimulatedServer` / :class:`SimulatedOptions`: the offline endpoint on 127.0.0.1.
 - :class:`HFBlackBoxOptions` / :class:`HFScorer`: a local Hugging Face model as black box.
+- :class:`QueryTemplate`: the query text around an instruction and an example input.
 - errors in :mod:`izero.blackbox.errors` (all :class:`izero.errors.BlackBoxError`).
 """
 
@@ -34,6 +35,7 @@ _EXPORTS = {
     "ScoringPool": "pool",
     "build_messages": "prompts",
     "build_query": "prompts",
+    "QueryTemplate": "prompts",
     "ScoreResult": "scoring",
     "SimulatedOptions": "simulated",
     "SimulatedServer": "simulated",

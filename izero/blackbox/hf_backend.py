@@ -19,6 +19,7 @@ from typing import Any
 
 from izero.blackbox.cache import CachedAnswer, ResponseCache, request_key
 from izero.blackbox.client import CallOutcome, CallRecord
+from izero.blackbox.prompts import QueryTemplate
 from izero.blackbox.scoring import Scorer, ScoreResult, score_instruction
 from izero.errors import BlackBoxError, ConfigError
 from izero.tasks.types import Example
@@ -276,9 +277,16 @@ class HFScorer:
         metric: str,
         *,
         tag: Mapping[str, Any] | None = None,
+        template: QueryTemplate | None = None,
     ) -> ScoreResult:
         return await score_instruction(
-            self.backend, instruction, examples, metric, scorer=self.scorer, tag=tag
+            self.backend,
+            instruction,
+            examples,
+            metric,
+            scorer=self.scorer,
+            tag=tag,
+            template=template,
         )
 
     def close(self) -> None:

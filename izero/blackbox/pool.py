@@ -19,6 +19,7 @@ from typing import Any
 from izero.blackbox.cache import ResponseCache
 from izero.blackbox.client import ChatClient, ClientStats
 from izero.blackbox.config import EndpointConfig
+from izero.blackbox.prompts import QueryTemplate
 from izero.blackbox.ratelimit import (
     LeaseClient,
     LimiterUsage,
@@ -73,9 +74,16 @@ class EndpointScorer:
         metric: str,
         *,
         tag: Mapping[str, Any] | None = None,
+        template: QueryTemplate | None = None,
     ) -> ScoreResult:
         return await score_instruction(
-            self.client, instruction, examples, metric, scorer=self.scorer, tag=tag
+            self.client,
+            instruction,
+            examples,
+            metric,
+            scorer=self.scorer,
+            tag=tag,
+            template=template,
         )
 
     @property
@@ -107,9 +115,13 @@ class _ScoringWorker:
             )
         return self._scorer
 
-    async def score(self, instruction, examples, metric, tag):
+    async def score(self, instruction, examples, metric, tag, template=None):
         try:
-            return ("ok", await self._get().score(instruction, examples, metric, tag=tag))
+            scorer = self._get()
+            return (
+                "ok",
+                await scorer.score(instruction, examples, metric, tag=tag, template=template),
+            )
         except (BlackBoxError, MetricError) as err:  # the driver re-raises them as they are
             return ("error", err)
 
@@ -208,8 +220,10 @@ class ScoringPool:
         metric: str,
         *,
         tag: Mapping[str, Any] | None = None,
+        template: QueryTemplate | None = None,
     ) -> ScoreResult:
-        """Score one instruction on ``examples`` (answers, per-example scores, mean, costs).
+        """Score one instruction on ``examples`` (answers, per-example scores, mean, costs);
+        ``template``: the query template (``None`` = izero's).
 
         ``metric``: the task's ``splits.metric`` (a name or a hashable, picklable
         :class:`~izero.tasks.metrics.MetricSpec`), passed to the scorer in the worker.
@@ -223,7 +237,7 @@ class ScoringPool:
         self._load[index] += 1
         try:
             status, payload = await self.workers[index].score.remote(
-                instruction, tuple(examples), metric, dict(tag) if tag else None
+                instruction, tuple(examples), metric, dict(tag) if tag else None, template
             )
         except Exception as err:  # a worker process died, or raised an unexpected error
             cause = getattr(err, "cause", None) or err

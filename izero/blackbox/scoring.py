@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from izero.blackbox.client import CallOutcome, CallRecord
-from izero.blackbox.prompts import build_messages
+from izero.blackbox.prompts import QueryTemplate, build_messages
 from izero.tasks.metrics import MetricError
 from izero.tasks.types import Example
 
@@ -152,18 +152,20 @@ async def score_instruction(
     *,
     scorer: Scorer | None = None,
     tag: Mapping[str, Any] | None = None,
+    template: QueryTemplate | None = None,
 ) -> ScoreResult:
     """Score ``instruction`` on ``examples`` through ``backend`` (all calls concurrently).
 
     ``metric``: a metric name or a :class:`~izero.tasks.metrics.MetricSpec`; ``scorer``:
-    ``None`` = ``izero.tasks.metrics.score_answer``. Raises the backend's
+    ``None`` = ``izero.tasks.metrics.score_answer``; ``template``: the query template
+    (``None`` = izero's, :mod:`izero.blackbox.prompts`). Raises the backend's
     :class:`~izero.errors.BlackBoxError` when the run must stop, and
     :class:`~izero.tasks.metrics.MetricError` when the metric fails.
     """
     scorer = scorer or default_scorer()
     started = time.perf_counter()
     tasks = [
-        asyncio.ensure_future(backend.complete(build_messages(instruction, ex.input)))
+        asyncio.ensure_future(backend.complete(build_messages(instruction, ex.input, template)))
         for ex in examples
     ]
     try:

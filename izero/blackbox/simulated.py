@@ -1,6 +1,7 @@
 """An offline OpenAI-compatible endpoint on 127.0.0.1 for the demo, tests and benchmarks.
 
-It answers the zero-shot task queries of :mod:`izero.blackbox.prompts` like a model that
+It answers the zero-shot task queries of :mod:`izero.blackbox.prompts` (under any of the
+configured ``query_templates``) like a model that
 follows instructions imperfectly: for an input it knows (from the ``Task`` objects given) it
 answers correctly with probability ``floor + (ceiling - floor) * relevance``, where relevance
 is the overlap of the instruction's words with the task's keywords (or its annotations), and
@@ -36,7 +37,7 @@ from typing import Any
 
 from aiohttp import web
 
-from izero.blackbox.prompts import parse_query
+from izero.blackbox.prompts import DEFAULT_QUERY, QueryTemplate
 from izero.errors import ConfigError
 from izero.tasks.types import Task
 
@@ -119,6 +120,8 @@ class SimulatedOptions:
     429 ``insufficient_quota``. ``p_floor``/``p_ceiling``: chance of a correct answer for an
     unrelated / a fully descriptive instruction. ``limit_headers=False``: no ``x-ratelimit-*``
     headers (like many self-hosted servers and proxies): a client learns the limit from 429s.
+    ``query_templates``: the query templates the server understands (the user message is
+    parsed with each in turn; a message none of them parses gets an "unsure" answer).
     """
 
     seed: int = 0
@@ -137,8 +140,16 @@ class SimulatedOptions:
     p_ceiling: float = 0.95
     max_context_tokens: int | None = None
     limit_headers: bool = True
+    query_templates: tuple[QueryTemplate, ...] = (DEFAULT_QUERY,)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "query_templates", tuple(self.query_templates))
+        if not self.query_templates or not all(
+            isinstance(t, QueryTemplate) for t in self.query_templates
+        ):
+            raise ConfigError(
+                "query_templates", self.query_templates, "one or more QueryTemplate objects"
+            )
         if isinstance(self.fault_rates, Mapping):
             object.__setattr__(self, "fault_rates", tuple(sorted(self.fault_rates.items())))
         for kind, rate in self.fault_rates:
@@ -530,10 +541,12 @@ class _App:
         return ""
 
     def _answer(self, messages: Sequence[Mapping[str, str]]) -> str:
-        parsed = parse_query(messages[-1].get("content", "")) if messages else None
-        if parsed is None:
-            return UNKNOWN_ANSWER
-        return self.model.answer(*parsed)
+        text = messages[-1].get("content", "") if messages else ""
+        for template in self.options.query_templates:
+            parsed = template.parse(text)
+            if parsed is not None:
+                return self.model.answer(*parsed)
+        return UNKNOWN_ANSWER
 
 
 class SimulatedServer:
@@ -693,6 +706,20 @@ def max_in_window(times: Sequence[float], window_s: float) -> int:
     return best
 
 
+def _preset_templates(presets: Sequence[str]) -> tuple[QueryTemplate, ...]:
+    """The dev and test query templates of the named prompts presets."""
+    from izero.config.prompts import PromptsConfig
+
+    found: list[QueryTemplate] = []
+    for name in presets:
+        prompts = PromptsConfig.from_preset(name)
+        for text in (prompts.query_template, prompts.test_query_template):
+            template = QueryTemplate(text or prompts.query_template, system=prompts.query_system)
+            if template not in found:
+                found.append(template)
+    return tuple(found)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m izero.blackbox.simulated``: serve until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -715,6 +742,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="send no x-ratelimit-* headers (clients learn the limit from 429s alone)",
     )
+    parser.add_argument(
+        "--prompts-preset",
+        action="append",
+        default=None,
+        help="understand the queries of this prompts preset (izero, instructzero-original); "
+        "repeat for several; default izero",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     tasks = []
@@ -736,6 +770,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         window_s=args.window,
         api_key=api_key,
         limit_headers=not args.no_limit_headers,
+        query_templates=_preset_templates(args.prompts_preset or ["izero"]),
     )
     server = SimulatedServer(tasks, options=options, host=args.host, port=args.port)
     url = server.start()

@@ -2,9 +2,9 @@
 
 A sweep runs every ``method`` on every ``task`` for every ``seed``. Its configuration is a tree
 of frozen dataclasses, one per concern (``budget``, ``generator``, ``blackbox``, ``optimizer``,
-``output``, ``tracking``; task-file entries of ``tasks``), each validated when it is built,
-so a bad value is refused before any work starts with one line that names the field, the
-value, what is allowed and how to fix it (:class:`izero.errors.ConfigError`).
+``output``, ``prompts``, ``data``, ``tracking``; task-file entries of ``tasks``), each
+validated when it is built, so a bad value is refused before any work starts with one line that
+names the field, the value, what is allowed and how to fix it (:class:`izero.errors.ConfigError`).
 
 Load it from YAML with dotted ``key=value`` overrides::
 
@@ -17,6 +17,7 @@ YAML mirrors the dataclasses::
     seeds: [0, 1]
     methods: [instructzero, random]
     budget: {preset: demo, q: 10}     # a preset, then explicit fields override it
+    # preset: instructzero-original   # a top-level preset sets several sections at once
     blackbox: {backend: simulated, rpm: 600}
 
 Override values are parsed as YAML scalars (``budget.q=10`` is an int, ``data_dir=null`` is
@@ -28,10 +29,13 @@ variable that holds the key.
 
 from izero.config.blackbox import BlackBoxConfig, SimulatedServerConfig
 from izero.config.budget import BUDGET_PRESETS, BudgetConfig
+from izero.config.data import DataConfig
 from izero.config.generator import GeneratorConfig
 from izero.config.loading import config_from_dict, config_to_dict, load_config
 from izero.config.optimizer import OptimizerConfig
 from izero.config.output import OutputConfig
+from izero.config.presets import SWEEP_PRESETS
+from izero.config.prompts import PROMPT_PRESETS, PromptsConfig
 from izero.config.sweep import DEFAULT_TASKS, SweepConfig
 from izero.config.tasks import TaskFileConfig
 from izero.config.tracking import MlflowConfig, TrackingConfig
@@ -39,12 +43,16 @@ from izero.config.tracking import MlflowConfig, TrackingConfig
 __all__ = [
     "BUDGET_PRESETS",
     "DEFAULT_TASKS",
+    "PROMPT_PRESETS",
+    "SWEEP_PRESETS",
     "BlackBoxConfig",
     "BudgetConfig",
+    "DataConfig",
     "GeneratorConfig",
     "MlflowConfig",
     "OptimizerConfig",
     "OutputConfig",
+    "PromptsConfig",
     "SimulatedServerConfig",
     "SweepConfig",
     "TaskFileConfig",

@@ -37,6 +37,7 @@ class BudgetConfig:
     """
 
     _SECTION: ClassVar[str] = "budget."
+    _PRESETS: ClassVar[Mapping[str, Mapping[str, int]]] = BUDGET_PRESETS
 
     preset: Literal["paper", "smoke", "demo"] | None = None
     n_init: int = DEFAULT_N_INIT

@@ -12,7 +12,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 import yaml
 
 from izero.config._checks import REDACTED, SECRET_HEADER_RE, check, is_number
-from izero.config.budget import BUDGET_PRESETS, BudgetConfig
+from izero.config.presets import apply_sweep_preset
 from izero.config.sweep import SweepConfig
 from izero.errors import ConfigError
 
@@ -77,7 +77,14 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         check(is_number(value), path, value, "a number")
         value = float(value)
     elif tp is str:
-        check(isinstance(value, str), path, value, "a string")
+        check(
+            isinstance(value, str),
+            path,
+            value,
+            "a string",
+            "quote the text: YAML reads {...} and 'key: value' as a mapping, e.g. "
+            f'--set \'{path}="..."\' or {path}: "..." in the file',
+        )
     return value
 
 
@@ -126,9 +133,10 @@ def _build(cls: type, raw: Mapping[str, Any], prefix: str) -> Any:
         f"add {', '.join(missing)}",
     )
     values = dict(raw)
-    if cls is BudgetConfig and values.get("preset") is not None:
+    presets = getattr(cls, "_PRESETS", None)
+    if presets is not None and values.get("preset") is not None:
         preset = _convert(values["preset"], hints["preset"], f"{prefix}preset")
-        values = {**BUDGET_PRESETS[preset], **values}
+        values = {**presets[preset], **values}
     kwargs = {key: _convert(val, hints[key], f"{prefix}{key}") for key, val in values.items()}
     return cls(**kwargs)
 
@@ -199,8 +207,15 @@ def _read_yaml(path: str | Path) -> dict[str, Any]:
 
 
 def config_from_dict(raw: Mapping[str, Any], *, overrides: Iterable[str] = ()) -> SweepConfig:
-    """Build and validate a :class:`SweepConfig` from a plain mapping plus overrides."""
+    """Build and validate a :class:`SweepConfig` from a plain mapping plus overrides.
+
+    A top-level ``preset`` (:data:`~izero.config.presets.SWEEP_PRESETS`) fills in section
+    values first; the mapping's own values win.
+    """
     data = _apply_overrides(dict(raw), overrides)
+    if data.get("preset") is not None:
+        hint = get_type_hints(SweepConfig)["preset"]
+        data = apply_sweep_preset(data, _convert(data["preset"], hint, "preset"))
     return _build(SweepConfig, data, "")
 
 

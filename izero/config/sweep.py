@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from izero.config._checks import NAME_RE, check
 from izero.config.blackbox import BlackBoxConfig
 from izero.config.budget import BudgetConfig
+from izero.config.data import DataConfig
 from izero.config.generator import GeneratorConfig
 from izero.config.optimizer import OptimizerConfig
 from izero.config.output import OutputConfig
+from izero.config.prompts import PromptsConfig
 from izero.config.tasks import TaskFileConfig
 from izero.config.tracking import TrackingConfig
 from izero.errors import ConfigError, TaskDataError
@@ -33,9 +35,12 @@ class SweepConfig:
     task to a metric other than its upstream one (a task file sets its own ``metric``).
     ``methods``: names from :mod:`izero.methods`; ``method_options`` maps a method of the sweep
     to its settings (the fields of its options class, e.g. ``{sampling: {temperature: 0.7}}``).
+    ``preset`` records the top-level preset the sections started from
+    (:data:`izero.config.presets.SWEEP_PRESETS`), if any.
     """
 
     name: str = DEFAULT_NAME
+    preset: Literal["izero", "instructzero-original"] | None = None
     tasks: tuple[str | TaskFileConfig, ...] = DEFAULT_TASKS
     data_dir: str | None = None
     seeds: tuple[int, ...] = DEFAULT_SEEDS
@@ -47,6 +52,8 @@ class SweepConfig:
     blackbox: BlackBoxConfig = field(default_factory=BlackBoxConfig)
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+    prompts: PromptsConfig = field(default_factory=PromptsConfig)
+    data: DataConfig = field(default_factory=DataConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
     def __post_init__(self) -> None:

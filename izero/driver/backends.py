@@ -21,7 +21,7 @@ from typing import Any
 
 import torch
 
-from izero.config import SweepConfig
+from izero.config import PromptsConfig, SweepConfig
 from izero.driver.plan import RunKey
 from izero.driver.proposals import ProposalBatcher, run_cpu
 from izero.errors import BlackBoxError
@@ -40,8 +40,34 @@ MIN_SCORING_TURNS = 4
 SIMULATED_5XX = ("500", "502", "503")
 
 
+def prompt_template(p: PromptsConfig) -> Any:
+    """The generator's :class:`~izero.generator.PromptTemplate` of the ``prompts`` section."""
+    from izero.generator import PromptTemplate
+
+    return PromptTemplate(
+        demo_template=p.demo_template,
+        demo_separator=p.demo_separator,
+        prompt_template=p.generator_prompt,
+        use_chat_template=p.use_chat_template,
+        system_prompt=p.generator_system,
+        clean=p.clean_instruction,
+    )
+
+
+def query_templates(p: PromptsConfig) -> dict[str, Any]:
+    """The black box's :class:`~izero.blackbox.QueryTemplate` of each split (dev, test) of the
+    ``prompts`` section."""
+    from izero.blackbox import QueryTemplate
+
+    return {
+        split: QueryTemplate(text, system=p.query_system, strip_instruction=p.clean_instruction)
+        for split, text in (("dev", p.dev_query), ("test", p.test_query))
+    }
+
+
 def start_simulated_server(config: SweepConfig, tasks: dict[str, Task]) -> Any:
-    """Start the offline OpenAI-compatible endpoint on 127.0.0.1, knowing ``tasks``' answers."""
+    """Start the offline OpenAI-compatible endpoint on 127.0.0.1, knowing ``tasks``' answers
+    and understanding the queries of ``config.prompts``."""
     from izero.blackbox import SimulatedOptions, SimulatedServer
     from izero.tasks.builtin import BUILTIN_TASKS
 
@@ -64,6 +90,7 @@ def start_simulated_server(config: SweepConfig, tasks: dict[str, Task]) -> Any:
             fault_rates={k: v for k, v in faults.items() if v > 0},
             hang_s=2 * config.blackbox.timeout_s,
             api_key=SIMULATED_API_KEY,
+            query_templates=tuple(dict.fromkeys(query_templates(config.prompts).values())),
         ),
         in_subprocess=True,  # keeps a busy server off the driver's GIL
     )
@@ -164,6 +191,7 @@ def _generator_pool(config: SweepConfig) -> Any:
         vllm_max_model_len=g.vllm_max_model_len,
         vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,
         vllm_enforce_eager=g.vllm_enforce_eager,
+        template=prompt_template(config.prompts),
     )
 
 
@@ -198,6 +226,7 @@ class Backends:
         self._turns = asyncio.Semaphore(
             max(MIN_SCORING_TURNS, -(-config.blackbox.concurrency // examples_per_call))
         )
+        self.query_templates = query_templates(config.prompts)
         if config.blackbox.backend == "simulated":
             self.server = start_simulated_server(config, tasks)
         self.blackbox_model, self.scoring = _scoring_backend(config, self.server, cache_dir)
@@ -230,19 +259,23 @@ class Backends:
     async def score(
         self, instruction: str, examples: Sequence[Example], metric: str, *, key: RunKey, split: str
     ) -> Any:
-        """Score ``instruction``; identical requests already in flight are joined, not repaid.
+        """Score ``instruction`` with the query template of ``split`` (``config.prompts``);
+        identical requests already in flight are joined, not repaid.
 
         Runs of one task and seed share their splits (and ``instructzero`` and ``random`` their
         Sobol start), so they often ask for the same scores at the same moment, before the
         response cache holds them. The joining run gets the answers as cache hits (no calls,
         no tokens, no cost), exactly as if it had come a moment later.
         """
-        flight = (instruction, metric, tuple((e.input, e.answers) for e in examples))
+        template = self.query_templates.get(split, self.query_templates["dev"])
+        flight = (instruction, metric, tuple((e.input, e.answers) for e in examples), template)
         pending = self._in_flight.get(flight)
         if pending is not None:
             return as_cache_hit(await asyncio.shield(pending))
         tag = {"task": key.task, "method": key.method, "seed": key.seed, "split": split}
-        future = asyncio.ensure_future(self._score_in_turn(instruction, examples, metric, tag))
+        future = asyncio.ensure_future(
+            self._score_in_turn(instruction, examples, metric, tag, template)
+        )
         self._in_flight[flight] = future
         try:
             return await asyncio.shield(future)
@@ -251,7 +284,12 @@ class Backends:
                 del self._in_flight[flight]
 
     async def _score_in_turn(
-        self, instruction: str, examples: Sequence[Example], metric: str, tag: dict
+        self,
+        instruction: str,
+        examples: Sequence[Example],
+        metric: str,
+        tag: dict,
+        template: Any = None,
     ) -> Any:
         """Score once a turn is free: instructions are scored first come, first served.
 
@@ -262,7 +300,9 @@ class Backends:
         another, and one run's proposals are computed while the others' are scored.
         """
         async with self._turns:
-            return await self.scoring.score(instruction, examples, metric, tag=tag)
+            return await self.scoring.score(
+                instruction, examples, metric, tag=tag, template=template
+            )
 
     # -- what methods borrow (see izero.driver.services) ----------------------------------------
 

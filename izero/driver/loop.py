@@ -25,7 +25,7 @@ from izero.driver.plan import RunKey
 from izero.driver.progress import Progress
 from izero.driver.state import Evaluation, RunState, mean_or_none
 from izero.methods.base import Candidate, Method
-from izero.tasks import TaskSplits
+from izero.tasks import TaskSplits, dev_examples
 
 logger = logging.getLogger(__name__)
 
@@ -150,15 +150,26 @@ class SweepLoop:
             instructions.update(zip(to_generate, texts, strict=True))
             self.progress.generated(len(texts))
 
-        # Identical instructions are scored once per run (earlier rounds included).
+        # Identical instructions are scored once per run (earlier rounds included), on the dev
+        # examples of their first evaluation (the same for all of them, unless the splits draw
+        # dev examples per evaluation).
+        first: dict[str, int] = {}
+        for i in range(len(requests)):
+            first.setdefault(instructions[i], i)
         unique = [
             instr
-            for instr in dict.fromkeys(instructions[i] for i in missing)
-            if state.first_with(instr) is None
+            for instr, i in first.items()
+            if base + i not in recorded and state.first_with(instr) is None
         ]
         results = await asyncio.gather(
             *(
-                self.backends.score(instr, splits.dev, splits.metric, key=key, split="dev")
+                self.backends.score(
+                    instr,
+                    dev_examples(splits, base + first[instr]),
+                    splits.metric,
+                    key=key,
+                    split="dev",
+                )
                 for instr in unique
             )
         )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import tempfile
@@ -15,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from izero.config import SweepConfig, config_to_dict
+from izero.config import DataConfig, PromptsConfig, SweepConfig, config_to_dict
 from izero.driver.cache_backup import BACKUP_INTERVAL_S, CacheBackup
 from izero.driver.loop import PlannedRun, RunOutcome, SweepLoop
 from izero.driver.plan import RunKey, plan_runs
@@ -95,14 +96,24 @@ def run_sweep(
     b = config.budget
     # Every task (and task file) is loaded and checked before anything is written.
     tasks = load_tasks(
-        config.tasks, data_dir=config.data_dir, n_demos=b.n_demos, n_dev=b.n_dev, n_test=b.n_test
+        config.tasks,
+        data_dir=config.data_dir,
+        n_demos=b.n_demos,
+        n_dev=b.n_dev,
+        n_test=b.n_test,
+        word_in_context_answers=config.data.word_in_context_answers,
     )
     config = replace(config, tasks=pin_task_digests(config.tasks, file_digests(tasks)))
     runs = [
         (
             key,
             make_splits(
-                tasks[key.task], seed=key.seed, n_demos=b.n_demos, n_dev=b.n_dev, n_test=b.n_test
+                tasks[key.task],
+                seed=key.seed,
+                n_demos=b.n_demos,
+                n_dev=b.n_dev,
+                n_test=b.n_test,
+                dev_sampling=config.data.dev_sampling,
             ),
         )
         for key in plan_runs(config.task_names, config.methods, config.seeds)
@@ -244,6 +255,13 @@ def _with_metric(splits: Any, metric: Any) -> Any:
     return splits if splits.metric == metric else replace(splits, metric=metric)
 
 
+#: What a sweep recorded before a section existed had that section's defaults.
+_UNRECORDED: dict[str, Any] = {
+    "prompts": dataclasses.asdict(PromptsConfig()),
+    "data": dataclasses.asdict(DataConfig()),
+}
+
+
 def _check_same_sweep(old: dict[str, Any], new: dict[str, Any]) -> None:
     """Refuse to resume a sweep with a config that would change its results."""
     for section in (
@@ -254,8 +272,11 @@ def _check_same_sweep(old: dict[str, Any], new: dict[str, Any]) -> None:
         "budget",
         "data_dir",
         "optimizer",
+        "prompts",
+        "data",
     ):
-        if old.get(section) != new.get(section):
+        default = _UNRECORDED.get(section)
+        if old.get(section, default) != new.get(section, default):
             raise ConfigError(
                 section,
                 new.get(section),

@@ -33,16 +33,14 @@ from izero.results.store import ResultsStore
 
 #: Output formats of :func:`format_best`.
 FORMATS = ("json", "yaml", "md")
-#: Provenance config paths searched, in order, for the query template the black box was
-#: scored under (a string with ``{instruction}`` and ``{input}``); the first present wins,
-#: else :data:`izero.blackbox.prompts.QUERY_TEMPLATE`, the one template izero had before
-#: templates became configurable.
+#: Provenance config paths searched, in order, for the query template the best instruction's
+#: test score was measured under (a string with ``{instruction}`` and ``{input}``; the config's
+#: ``prompts`` section): the test template where the sweep sets one, else the dev template;
+#: sweeps written before templates were configurable fall back to
+#: :data:`izero.blackbox.prompts.QUERY_TEMPLATE`, the one template izero had then.
 TEMPLATE_CONFIG_PATHS: tuple[tuple[str, ...], ...] = (
-    ("blackbox", "template"),
-    ("blackbox", "query_template"),
-    ("templates", "blackbox"),
-    ("templates", "query"),
-    ("template",),
+    ("prompts", "test_query_template"),
+    ("prompts", "query_template"),
 )
 
 

@@ -15,6 +15,8 @@ Special formats, read as the upstream (APE / InstructZero) loaders read them:
 - ``rhymes``: answers are ``other_rhymes``; ``translation_*``: ``possible_translations``;
   ``word_in_context``: ``possible_outputs``. In each case the ``output`` field, when present,
   is put first so that it is the canonical answer shown in demonstrations.
+  ``word_in_context_answers="output"`` keeps ``output`` alone, as InstructZero's loader does
+  (``"all"``, the default, accepts ``same``/``yes``/``true`` too, as Honovich et al. do).
 
 Name resolution: without ``data_dir`` only the built-in tasks exist. With ``data_dir`` a task
 file there wins over a built-in task of the same name (so ``sum`` loads the upstream data when
@@ -28,6 +30,7 @@ import json
 import logging
 import random
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +44,9 @@ logger = logging.getLogger(__name__)
 INDUCE_DIR = "induce"
 EXECUTE_DIR = "execute"
 ANNOTATIONS_DIR = "annotations"
+
+#: ``load_task(word_in_context_answers=...)`` choices; the first is the default.
+WORD_IN_CONTEXT_ANSWERS = ("all", "output")
 
 #: Seed of the sentence order of ``cause_and_effect`` inputs (fixed: a task loads identically).
 CAUSE_AND_EFFECT_SEED = 0
@@ -107,20 +113,45 @@ def unknown_task_message(name: str, data_dir: str | Path | None) -> str:
     return msg
 
 
-def load_task(name: str, *, data_dir: str | Path | None = None) -> Task:
+def load_task(
+    name: str,
+    *,
+    data_dir: str | Path | None = None,
+    word_in_context_answers: str = WORD_IN_CONTEXT_ANSWERS[0],
+) -> Task:
     """Load task ``name``: from ``data_dir`` if it has the task, else a built-in task.
+
+    ``word_in_context_answers``: ``"all"`` (``output`` and ``possible_outputs``) or ``"output"``
+    (the canonical answer alone, as the original InstructZero loader).
 
     Raises:
         TaskDataError: unknown task, unreadable data dir, or malformed file (the message names
             the path and the fix).
     """
+    if word_in_context_answers not in WORD_IN_CONTEXT_ANSWERS:
+        raise TaskDataError(
+            f"word_in_context_answers must be one of {WORD_IN_CONTEXT_ANSWERS}, got "
+            f"{word_in_context_answers!r}. Fix: use 'all' or 'output'"
+        )
     if data_dir is not None:
         root = _data_root(data_dir)
         if (root / INDUCE_DIR / f"{name}.json").is_file():
-            return _load_file_task(name, root)
+            task = _load_file_task(name, root)
+            if name == "word_in_context" and word_in_context_answers == "output":
+                task = _canonical_answers_only(task)
+            return task
     if name in BUILTIN_TASKS:
         return BUILTIN_TASKS[name].make_task()
     raise TaskDataError(unknown_task_message(name, data_dir) + ". Fix: use one of the known names")
+
+
+def _canonical_answers_only(task: Task) -> Task:
+    """``task`` with each example accepting its canonical answer (``output``) alone."""
+
+    def only(examples: tuple[Example, ...]) -> tuple[Example, ...]:
+        return tuple(replace(ex, answers=ex.answers[:1]) for ex in examples)
+
+    return replace(task, induce=only(task.induce), execute=only(task.execute))
 
 
 def _read_json(path: Path) -> Any:

@@ -48,6 +48,7 @@ def load_tasks(
     n_demos: int,
     n_dev: int,
     n_test: int,
+    word_in_context_answers: str = "all",
 ) -> dict[str, Task]:
     """Load every task of a sweep, by name, in the order given.
 
@@ -55,6 +56,7 @@ def load_tasks(
         entries: task names and task-file entries.
         data_dir: the instruction-induction data folder for named tasks (None = built-in only).
         n_demos, n_dev, n_test: the budget's split sizes (table tasks must hold them).
+        word_in_context_answers: see :func:`izero.tasks.load_task`.
 
     Raises:
         TaskDataError: duplicate names, an unknown task, a bad file, a changed pinned file, or
@@ -69,7 +71,9 @@ def load_tasks(
                 "name (a task file's name: field)"
             )
         if isinstance(entry, str):
-            tasks[name] = load_task(entry, data_dir=data_dir)
+            tasks[name] = load_task(
+                entry, data_dir=data_dir, word_in_context_answers=word_in_context_answers
+            )
             continue
         task = read_task_file(**{f: getattr(entry, f) for f in FILE_FIELDS})
         pinned = getattr(entry, "sha256", None)

@@ -7,6 +7,9 @@
 - ``test``: the execute examples, or a seeded subsample of ``n_test`` of them when there are
   more. Tasks without execute examples take their test set from the induce examples used
   neither as demos nor as dev (the dev set is then capped at half of what remains).
+- ``dev_pool``: every induce example that is neither a demo nor a test example. With
+  ``dev_sampling="per_evaluation"`` (the original InstructZero code) each evaluated instruction
+  is scored on its own random ``len(dev)`` examples of it (:func:`dev_examples`).
 
 Table tasks (a user's CSV/JSONL/Parquet file, ``source == "table"``) are split strictly:
 
@@ -26,7 +29,7 @@ import logging
 import random
 
 from izero.errors import TaskDataError
-from izero.tasks.types import Task, TaskSplits
+from izero.tasks.types import Example, Task, TaskSplits
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +38,8 @@ DEFAULT_N_DEV = 20
 DEFAULT_N_TEST = 100
 #: ``Task.source`` of a user's task file.
 TABLE_SOURCE = "table"
+#: ``make_splits(dev_sampling=...)`` choices; the first is the default.
+DEV_SAMPLING = ("fixed", "per_evaluation")
 
 
 def make_splits(
@@ -45,6 +50,7 @@ def make_splits(
     n_dev: int = DEFAULT_N_DEV,
     n_test: int = DEFAULT_N_TEST,
     strict: bool = False,
+    dev_sampling: str = DEV_SAMPLING[0],
 ) -> TaskSplits:
     """Draw demos, dev and test examples of ``task`` from ``seed``.
 
@@ -55,6 +61,8 @@ def make_splits(
         n_dev: dev examples scored during optimisation (fewer if the task is small).
         n_test: at most this many test examples.
         strict: refuse (instead of shrinking dev/test with a warning) when the task is small.
+        dev_sampling: ``"fixed"`` (every instruction meets ``dev``) or ``"per_evaluation"``
+            (each evaluation its own draw from ``dev_pool``, see :func:`dev_examples`).
 
     Raises:
         TaskDataError: bad sizes, or too few examples for the demos plus one dev (and, without
@@ -65,8 +73,15 @@ def make_splits(
             raise TaskDataError(
                 f"make_splits({task.name!r}): {label} must be an integer >= {low}, got {value!r}"
             )
+    if dev_sampling not in DEV_SAMPLING:
+        raise TaskDataError(
+            f"make_splits({task.name!r}): dev_sampling must be one of {DEV_SAMPLING}, got "
+            f"{dev_sampling!r}"
+        )
     if task.source == TABLE_SOURCE:
-        return _table_splits(task, seed=seed, n_demos=n_demos, n_dev=n_dev, n_test=n_test)
+        return _table_splits(
+            task, seed=seed, n_demos=n_demos, n_dev=n_dev, n_test=n_test, dev_sampling=dev_sampling
+        )
     rng = random.Random(seed)
     order = list(range(len(task.induce)))
     rng.shuffle(order)
@@ -88,8 +103,10 @@ def make_splits(
             test = [task.execute[i] for i in picked]
         else:
             test = list(task.execute)
+        pool = rest
     else:
         test = [task.induce[i] for i in rest[dev_size : dev_size + n_test]]
+        pool = rest[:dev_size] + rest[dev_size + n_test :]
     short = [
         f"{label} {got} < {want}"
         for label, got, want in (("dev", len(dev), n_dev), ("test", len(test), n_test))
@@ -109,6 +126,8 @@ def make_splits(
         demos=tuple(demos),
         dev=tuple(dev),
         test=tuple(test),
+        dev_pool=tuple(task.induce[i] for i in pool),
+        dev_sampling=dev_sampling,
     )
 
 
@@ -141,7 +160,9 @@ def check_table_sizes(task: Task, *, n_demos: int, n_dev: int, n_test: int) -> N
             )
 
 
-def _table_splits(task: Task, *, seed: int, n_demos: int, n_dev: int, n_test: int) -> TaskSplits:
+def _table_splits(
+    task: Task, *, seed: int, n_demos: int, n_dev: int, n_test: int, dev_sampling: str
+) -> TaskSplits:
     check_table_sizes(task, n_demos=n_demos, n_dev=n_dev, n_test=n_test)
     rng = random.Random(seed)
     if task.demo_pool is None:
@@ -150,10 +171,12 @@ def _table_splits(task: Task, *, seed: int, n_demos: int, n_dev: int, n_test: in
         demos = rows[:n_demos]
         dev = rows[n_demos : n_demos + n_dev]
         test = rows[n_demos + n_dev : n_demos + n_dev + n_test]
+        pool = dev + rows[n_demos + n_dev + n_test :]
     else:
         demos = rng.sample(task.demo_pool, n_demos)
         dev = rng.sample(task.induce, n_dev)
         test = rng.sample(task.execute, min(n_test, len(task.execute)))
+        pool = list(task.induce)
     if len(test) < n_test:
         logger.info("task %r: %d test examples (budget.n_test is %d)", task.name, len(test), n_test)
     return TaskSplits(
@@ -163,4 +186,23 @@ def _table_splits(task: Task, *, seed: int, n_demos: int, n_dev: int, n_test: in
         demos=tuple(demos),
         dev=tuple(dev),
         test=tuple(test),
+        dev_pool=tuple(pool),
+        dev_sampling=dev_sampling,
     )
+
+
+def dev_examples(splits: TaskSplits, eval_index: int) -> tuple[Example, ...]:
+    """The dev examples evaluation ``eval_index`` of a run on ``splits`` is scored on.
+
+    ``"fixed"`` sampling: ``splits.dev``. ``"per_evaluation"``: ``len(splits.dev)`` examples
+    drawn without replacement from ``splits.dev_pool``, seeded by the task, the split seed and
+    ``eval_index`` only, so a resumed run draws the same examples and runs of different methods
+    meet the same examples at the same index.
+    """
+    if splits.dev_sampling == "fixed":
+        return splits.dev
+    if isinstance(eval_index, bool) or not isinstance(eval_index, int) or eval_index < 0:
+        raise TaskDataError(f"dev_examples: eval_index must be an integer >= 0, got {eval_index!r}")
+    rng = random.Random(f"izero-dev|{splits.task}|{splits.seed}|{eval_index}")
+    k = min(len(splits.dev), len(splits.dev_pool))
+    return tuple(rng.sample(splits.dev_pool, k))

@@ -56,7 +56,10 @@ class TaskSplits:
     """The three disjoint splits InstructZero uses for one (task, seed).
 
     ``demos``: demonstrations shown to the generator; ``dev``: examples scored during
-    optimisation; ``test``: held-out examples for the final score.
+    optimisation; ``test``: held-out examples for the final score. ``dev_sampling``:
+    ``"fixed"`` scores every instruction on ``dev``; ``"per_evaluation"`` on a fresh random
+    ``len(dev)`` examples of ``dev_pool`` (every induce example that is neither a demo nor a
+    test example) per evaluation, see :func:`izero.tasks.splits.dev_examples`.
     """
 
     task: str
@@ -65,3 +68,5 @@ class TaskSplits:
     demos: tuple[Example, ...]
     dev: tuple[Example, ...]
     test: tuple[Example, ...]
+    dev_pool: tuple[Example, ...] = ()
+    dev_sampling: str = "fixed"

@@ -105,10 +105,12 @@ def test_rows_carry_model_template_and_provenance(sweep):
     assert prov["sweep"] == "synthetic" and prov["finished"] is True
     assert prov["results"] == str(sweep)
     assert "sk-secret" not in json.dumps(row)
-    # a templates section in the provenance config wins over the built-in template
-    assert scoring_template({"blackbox": {"template": "Q: {input}\n{instruction}"}}) == (
-        "Q: {input}\n{instruction}"
-    )
+    # the prompts section of the provenance config wins over the built-in template; the test
+    # template where the sweep sets one
+    prompts = {"query_template": "Q: {input}\n{instruction}", "test_query_template": None}
+    assert scoring_template({"prompts": prompts}) == "Q: {input}\n{instruction}"
+    prompts["test_query_template"] = "T: {instruction} {input}"
+    assert scoring_template({"prompts": prompts}) == "T: {instruction} {input}"
 
 
 def test_cli_json_yaml_and_markdown(sweep, capsys):

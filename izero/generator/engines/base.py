@@ -27,7 +27,7 @@ from izero.errors import GeneratorError
 from izero.generator.features import feature_prompt_text
 from izero.generator.model import MODEL_EOS, FeatureRequest, GenerationRequest, GeneratorConfig
 from izero.generator.projection import ProjectionConfig, RandomProjection
-from izero.generator.prompts import build_prompt_text, clean_instruction
+from izero.generator.prompts import build_prompt_text
 
 logger = logging.getLogger(__name__)
 
@@ -143,9 +143,10 @@ class GeneratorEngine(ABC):
         return self.tokenizer.batch_decode(list(token_lists), skip_special_tokens=True)
 
     def clean(self, token_lists: Sequence[Sequence[int]]) -> list[str]:
-        """Token id lists -> clean instructions (see :func:`clean_instruction`)."""
-        fallback = self.config.template.fallback
-        return [clean_instruction(text, fallback=fallback) for text in self.decode(token_lists)]
+        """Token id lists -> instructions: cleaned (see :func:`clean_instruction`), or as decoded
+        when the template says so (``PromptTemplate.clean=False``)."""
+        finish = self.config.template.finish
+        return [finish(text) for text in self.decode(token_lists)]
 
     def projection(self, seed: int) -> RandomProjection:
         """The (cached) random projection with ``seed`` for this model's hidden size."""
