@@ -7,6 +7,10 @@
 - ``test``: the execute examples, or a seeded subsample of ``n_test`` of them when there are
   more. Tasks without execute examples take their test set from the induce examples used
   neither as demos nor as dev (the dev set is then capped at half of what remains).
+- ``train``: every induce example used neither as dev nor as test, the demos first. Methods
+  that draw their own demonstrations (APE's demo subsets) sample them from here, so they never
+  see the examples they are scored on. Drawing it takes no random numbers: the other splits are
+  the same with or without it.
 
 Every draw comes from ``random.Random(seed)``; global random state is never touched.
 """
@@ -75,8 +79,10 @@ def make_splits(
             test = [task.execute[i] for i in picked]
         else:
             test = list(task.execute)
+        train_rest = rest[dev_size:]
     else:
         test = [task.induce[i] for i in rest[dev_size : dev_size + n_test]]
+        train_rest = rest[dev_size + n_test :]
     short = [
         f"{label} {got} < {want}"
         for label, got, want in (("dev", len(dev), n_dev), ("test", len(test), n_test))
@@ -96,4 +102,5 @@ def make_splits(
         demos=tuple(demos),
         dev=tuple(dev),
         test=tuple(test),
+        train=tuple(demos) + tuple(task.induce[i] for i in train_rest),
     )

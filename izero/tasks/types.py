@@ -44,7 +44,9 @@ class TaskSplits:
     """The three disjoint splits InstructZero uses for one (task, seed).
 
     ``demos``: demonstrations shown to the generator; ``dev``: examples scored during
-    optimisation; ``test``: held-out examples for the final score.
+    optimisation; ``test``: held-out examples for the final score; ``train``: the induce
+    examples in neither ``dev`` nor ``test`` (``demos`` first), from which methods that pick
+    their own demonstrations draw them (empty for splits built by hand).
     """
 
     task: str
@@ -53,3 +55,4 @@ class TaskSplits:
     demos: tuple[Example, ...]
     dev: tuple[Example, ...]
     test: tuple[Example, ...]
+    train: tuple[Example, ...] = ()
