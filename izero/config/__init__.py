@@ -1,10 +1,10 @@
 """Typed, frozen, validated configuration of an izero sweep: one module per section.
 
 A sweep runs every ``method`` on every ``task`` for every ``seed``. Its configuration is a tree
-of frozen dataclasses, one per concern (``budget``, ``generator``, ``blackbox``, ``optimizer``,
-``output``), each validated when it is built, so a bad value is refused before any work starts
-with one line that names the field, the value, what is allowed and how to fix it
-(:class:`izero.errors.ConfigError`).
+of frozen dataclasses, one per concern (``budget``, ``generator``, ``blackbox``, ``proposer``,
+``optimizer``, ``output``), each validated when it is built, so a bad value is refused before
+any work starts with one line that names the field, the value, what is allowed and how to fix
+it (:class:`izero.errors.ConfigError`).
 
 Load it from YAML with dotted ``key=value`` overrides::
 
@@ -32,6 +32,7 @@ from izero.config.generator import GeneratorConfig
 from izero.config.loading import config_from_dict, config_to_dict, load_config
 from izero.config.optimizer import OptimizerConfig
 from izero.config.output import OutputConfig
+from izero.config.proposer import ProposerConfig
 from izero.config.sweep import DEFAULT_TASKS, SweepConfig
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "GeneratorConfig",
     "OptimizerConfig",
     "OutputConfig",
+    "ProposerConfig",
     "SimulatedServerConfig",
     "SweepConfig",
     "config_from_dict",

@@ -130,20 +130,24 @@ def run_sweep(
     backup.restore()
     backends = factory(config=config, tasks=tasks, cache_dir=cache_dir)
     try:
-        planned = [
-            PlannedRun(key, splits, _make_method(config, key, splits, tasks, backends))
-            for key, splits in runs
-        ]
-        progress = Progress(
-            total_runs=len(planned),
-            expected_evaluations=sum(r.method.expected_evaluations() for r in planned),
-        )
+        from izero.methods import method_class
+
         recorder = Recorder(
             store=store,
             sweep=config.name,
             generator_model=config.generator.model,
             blackbox_model=backends.blackbox_model,
+            proposer_model=getattr(backends, "proposer_model", None),
+            proposer_methods=frozenset(m for m in config.methods if method_class(m).llm_proposer),
         )
+        progress = Progress(total_runs=len(runs), expected_evaluations=0)
+        planned = [
+            PlannedRun(
+                key, splits, _make_method(config, key, splits, tasks, backends, recorder, progress)
+            )
+            for key, splits in runs
+        ]
+        progress.expected_evaluations = sum(r.method.expected_evaluations() for r in planned)
         found = recorder.load_existing()
         if found:
             logger.info("resuming: %d evaluations already recorded at %s", found, store.uri)
@@ -204,9 +208,16 @@ async def _backup(backup: CacheBackup) -> None:
 
 
 def _make_method(
-    config: SweepConfig, key: RunKey, splits: Any, tasks: dict[str, Any], backends: Any
+    config: SweepConfig,
+    key: RunKey,
+    splits: Any,
+    tasks: dict[str, Any],
+    backends: Any,
+    recorder: Recorder,
+    progress: Progress,
 ) -> Any:
-    """The method object of run ``key``, with its options and the services it may borrow."""
+    """The method object of run ``key``, with its options and the services it may borrow
+    (proposer calls are recorded by ``recorder`` and counted in ``progress``)."""
     from izero.driver.services import RunServices
     from izero.methods import Budget, RunInfo, method_class
 
@@ -221,7 +232,7 @@ def _make_method(
         annotations=tasks[key.task].annotations,
     )
     demos = tuple((ex.input, ex.output) for ex in splits.demos)
-    services = RunServices(backends, key, demos)
+    services = RunServices(backends, key, demos, recorder=recorder, progress=progress)
     return method_class(key.method)(run, config.method_options_for(key.method), services)
 
 

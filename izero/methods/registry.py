@@ -13,6 +13,7 @@ _METHODS: dict[str, str] = {
     "instructzero": "izero.methods.instructzero:InstructZero",
     "random": "izero.methods.random_search:RandomSearch",
     "sampling": "izero.methods.sampling:Sampling",
+    "ape": "izero.methods.ape:Ape",
     "manual": "izero.methods.manual:Manual",
 }
 
