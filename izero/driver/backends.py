@@ -202,11 +202,12 @@ def _proposal_batcher(config: SweepConfig) -> ProposalBatcher:
     return ProposalBatcher(options=options)
 
 
-def _needs_proposer(config: SweepConfig) -> bool:
-    """Whether a method of the sweep asks an LLM to propose instructions."""
+def _any_method(config: SweepConfig, flag: str) -> bool:
+    """Whether a method of the sweep sets the class flag ``flag`` (``llm_proposer``: asks an
+    LLM to propose instructions; ``uses_generator``: needs the generator)."""
     from izero.methods.registry import method_class
 
-    return any(method_class(m).llm_proposer for m in config.methods)
+    return any(getattr(method_class(m), flag) for m in config.methods)
 
 
 class Backends:
@@ -234,12 +235,13 @@ class Backends:
         self.proposer_model: str | None = None
         self.proposer: Any = None
         self._own_proposer = False
-        if config.proposer is not None and _needs_proposer(config):
+        if config.proposer is not None and _any_method(config, "llm_proposer"):
             self.proposer_model, self.proposer = _proposer_pool(config, cache_dir)
             self._own_proposer = True
         elif config.proposer is None and config.blackbox.backend != "hf":
             self.proposer_model, self.proposer = self.blackbox_model, self.scoring
-        self.generator = _generator_pool(config)
+        # no generator actors (nor GPUs) for sweeps of methods that never generate
+        self.generator = _generator_pool(config) if _any_method(config, "uses_generator") else None
         self.proposals = _proposal_batcher(config)
 
     # -- what the loop calls ------------------------------------------------------------------
@@ -263,6 +265,12 @@ class Backends:
         )
 
     async def generate(self, requests: Sequence[Any]) -> list[str]:
+        if self.generator is None:
+            raise GeneratorError(
+                "a candidate needs the generator, but no method of this sweep declares "
+                "uses_generator (the sweep started no generator actors). Fix: set "
+                "uses_generator = True on the method class"
+            )
         return await self.generator.generate(list(requests))
 
     async def score(
@@ -368,7 +376,9 @@ class Backends:
         return self.tasks[task].annotations
 
     def close(self) -> None:
-        closers = [self.scoring.close, self.generator.shutdown]
+        closers = [self.scoring.close]
+        if self.generator is not None:
+            closers.append(self.generator.shutdown)
         if self._own_proposer:
             closers.append(self.proposer.close)
         for closer in closers:

@@ -124,6 +124,7 @@ class Ape(Method):
     name = "ape"
     options_class = ApeOptions
     llm_proposer = True
+    uses_generator = False
 
     @property
     def _options(self) -> ApeOptions:

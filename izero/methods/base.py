@@ -274,6 +274,8 @@ class Method(ABC):
         soft_prompt: whether its candidates are soft prompts (rows carry ``z``).
         llm_proposer: whether it asks an LLM endpoint to propose instructions
             (``services.llm_complete``); its rows then name the proposer's model.
+        uses_generator: whether its candidates need the open-source generator (soft prompts,
+            sampled decodes, features); a sweep whose methods all say no starts no generator.
 
     Args:
         run: the run's task, seed and budget.
@@ -285,6 +287,7 @@ class Method(ABC):
     options_class: ClassVar[type | None] = None
     soft_prompt: ClassVar[bool] = False
     llm_proposer: ClassVar[bool] = False
+    uses_generator: ClassVar[bool] = True
 
     def __init__(self, run: RunInfo, options: Any, services: MethodServices):
         self.run = run
