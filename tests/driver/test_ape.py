@@ -127,8 +127,9 @@ def test_ape_sweep_end_to_end_proposals_counted_and_rate_limited(ray_local, tmp_
 
 
 def test_proposals_stopped_by_the_cap_are_paid_once_after_resume(ray_local, tmp_path, servers):
-    """A cap inside the proposal batch stops the sweep before exceeding it; the resumed sweep
-    gets those proposals from the cache and pays only what it had not."""
+    """A cap inside the proposal batch stops the sweep before exceeding it; resumed, the sweep
+    gets those proposals from the cache, pays only the rest, and (stopped again while scoring,
+    then resumed) counts every recorded paid call in its totals."""
     server = servers()
     capped = _config(tmp_path, server, tasks=["sum"], blackbox={"max_calls": 7})
     with pytest.raises(BudgetExhaustedError, match="max_calls=7"):
@@ -137,26 +138,45 @@ def test_proposals_stopped_by_the_cap_are_paid_once_after_resume(ray_local, tmp_
     store = ResultsStore(capped.output_path)
     assert store.read_evaluations().num_rows == 0 and not store.is_finished()
 
+    n = capped.budget.n_evaluations
+    with pytest.raises(BudgetExhaustedError, match="max_calls=20"):
+        run_sweep(_config(tmp_path, server, tasks=["sum"], blackbox={"max_calls": 20}), resume=True)
+    assert server.stats()["n_requests"] == 7 + 20  # the 7 proposals came from the cache
     run_sweep(_config(tmp_path, server, tasks=["sum"]), resume=True)
+
     ev = store.read_evaluations().to_pylist()
     calls = store.read_calls().to_pylist()
     proposed = [c for c in calls if c["purpose"] == "propose"]
-    n = capped.budget.n_evaluations
     assert len(proposed) == n and sum(c["cached"] for c in proposed) == 7
-    # every request went to the server exactly once over both attempts
+    # every request went to the server exactly once over the three attempts
     distinct = len({r["instruction"] for r in ev})
     assert server.stats()["n_requests"] == n + 5 * distinct + capped.budget.n_test
-    assert len(_paid(calls)) == n - 7 + 5 * distinct + capped.budget.n_test
+    # the totals count every paid call the results hold, proposals of earlier attempts too
+    (summary,) = store.read_summaries().to_pylist()
+    assert summary["total_calls"] == len(_paid(calls))
+    assert summary["total_calls"] >= len(_paid(calls, "propose")) == n - 7
 
 
 def test_separate_proposer_gets_the_proposals_under_its_own_limit_and_cap(
-    ray_local, tmp_path, servers
+    ray_local, tmp_path, servers, monkeypatch, caplog
 ):
+    key = "sk-proposer-0123456789-never-written"
+    monkeypatch.setenv("IZERO_TEST_PROPOSER_KEY", key)
     blackbox = servers()
-    proposer = servers(PROPOSER)
-    section = {"base_url": proposer.base_url, "model": PROPOSER, "rpm": 300}
+    proposer = servers(PROPOSER, api_key=key)  # refuses calls without the proposer's key
+    section = {
+        "base_url": proposer.base_url,
+        "model": PROPOSER,
+        "rpm": 300,
+        "api_key_env": "IZERO_TEST_PROPOSER_KEY",
+    }
     cfg = _config(tmp_path, blackbox, proposer=section)
-    run_sweep(cfg)
+    with caplog.at_level("DEBUG"):
+        run_sweep(cfg)
+    assert key not in caplog.text
+    for f in (tmp_path / "ape").rglob("*"):
+        if f.is_file():
+            assert key.encode() not in f.read_bytes(), f
     store = ResultsStore(cfg.output_path)
     ev = store.read_evaluations().to_pylist()
     calls = store.read_calls().to_pylist()
