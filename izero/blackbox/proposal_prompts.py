@@ -52,7 +52,9 @@ _PROMPT_RE = re.compile(
     r"(?P<demos>.*)\n\nThe instruction was\Z",
     re.DOTALL,
 )
-_DEMO_RE = re.compile(r"\AInput: (?P<input>.*)\nOutput: (?P<output>.*)\Z", re.DOTALL)
+_DEMO_RE = re.compile(
+    r"Input: (?P<input>.*?)\nOutput: (?P<output>.*?)(?=\n\nInput: |\Z)", re.DOTALL
+)
 
 
 def number_word(n: int) -> str:
@@ -71,15 +73,11 @@ def build_forward_prompt(demos: Sequence[tuple[str, str]]) -> str:
 def parse_forward_prompt(text: str) -> list[tuple[str, str]] | None:
     """Inverse of :func:`build_forward_prompt`: the demos, or ``None`` if ``text`` is not one.
 
-    Demo blocks are split on blank lines; a demo whose input or output itself holds a blank
-    line may be split wrongly (the simulated server then just sees fewer demos it knows).
+    Inputs may span lines (even blank ones); an output that itself holds "\\n\\nInput: " would
+    be cut there (the simulated server then just sees a demo it does not know).
     """
     match = _PROMPT_RE.match(text)
     if match is None:
         return None
-    demos = []
-    for block in match.group("demos").split(SEPARATOR):
-        demo = _DEMO_RE.match(block)
-        if demo is not None:
-            demos.append((demo.group("input"), demo.group("output")))
+    demos = [(m.group("input"), m.group("output")) for m in _DEMO_RE.finditer(match["demos"])]
     return demos or None

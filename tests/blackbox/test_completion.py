@@ -67,6 +67,8 @@ def test_forward_template_is_apes_text_exactly():
     three = build_forward_prompt(demos[:3])
     assert three.startswith("I gave a friend an instruction and three inputs. ")
     assert parse_forward_prompt(three) == demos[:3]
+    multiline = [("\nList: pear apple\n", "apple pear"), ("a\n\nb", "Output: c")]
+    assert parse_forward_prompt(build_forward_prompt(multiline)) == multiline
     assert parse_forward_prompt("Add the numbers.\n\nInput: 1 2\nOutput:") is None
     with pytest.raises(ValueError, match="at least one"):
         build_forward_prompt([])
