@@ -5,6 +5,8 @@ Public surface (imported lazily, so ``import izero.blackbox`` stays cheap):
 - :class:`EndpointConfig`: one OpenAI-compatible endpoint, its limits, prices and budget.
 - :class:`ScoringPool`: Ray worker processes sharing one limiter, budget and cache;
   ``await pool.score(instruction, examples, metric) -> ScoreResult``.
+  ``await pool.complete(prompts, params) -> CompletionResult`` samples free completions (an
+  LLM proposing instructions) through the same limiter, budget and cache.
 - :class:`EndpointScorer`: the same inside one process (no Ray).
 - :class:`SimulatedServer` / :class:`SimulatedOptions`: the offline endpoint on 127.0.0.1.
 - :class:`HFBlackBoxOptions` / :class:`HFScorer`: a local Hugging Face model as black box.
@@ -19,6 +21,8 @@ from typing import Any
 
 _EXPORTS = {
     "CallRecord": "client",
+    "CompletionResult": "completion",
+    "SamplingParams": "completion",
     "EndpointConfig": "config",
     "AuthenticationError": "errors",
     "BadRequestError": "errors",

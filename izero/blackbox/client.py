@@ -19,6 +19,7 @@ import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiohttp
 
@@ -208,12 +209,23 @@ class ChatClient:
         key = self.config.key()
         return text.replace(key, "***") if key else text
 
-    async def complete(self, messages: Sequence[Mapping[str, str]]) -> CallOutcome:
-        """One chat completion: from the cache if this exact request was paid for before."""
+    async def complete(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        params: Mapping[str, Any] | None = None,
+    ) -> CallOutcome:
+        """One chat completion: from the cache if this exact request was paid for before.
+
+        ``params``: sampling parameters of this call (e.g. ``temperature``, ``max_tokens``,
+        ``seed``) over the endpoint's own; they are sent in the body and are part of the cache
+        key, so calls that differ only in them are distinct requests.
+        """
+        params = {**self._params, **params} if params else self._params
         key = request_key(
             base_url=self.config.cache_url or self.config.base_url,
             model=self.config.model,
-            params=self._params,
+            params=params,
             messages=messages,
         )
         started = time.time()
@@ -235,7 +247,7 @@ class ChatClient:
         self._inflight[key] = future
         try:
             async with self._semaphore:
-                outcome = await self._call(key, list(messages), started)
+                outcome = await self._call(key, list(messages), started, params)
             future.set_result(outcome)
             return outcome
         except BaseException as err:
@@ -265,11 +277,14 @@ class ChatClient:
         cap = min(self.config.backoff_cap_s, self.config.backoff_base_s * (2**attempt))
         return self._rng.uniform(0.0, cap)  # full jitter
 
-    async def _call(self, key: str, messages: list, started: float) -> CallOutcome:
+    async def _call(
+        self, key: str, messages: list, started: float, params: Mapping[str, Any]
+    ) -> CallOutcome:
+        max_tokens = int(params.get("max_tokens") or self.config.max_tokens)
         est_prompt = estimate_prompt_tokens(messages)
-        est_tokens = est_prompt + self.config.max_tokens
-        est_cost = self.config.call_cost(est_prompt, self.config.max_tokens)
-        body = {"model": self.config.model, "messages": messages, **self._params}
+        est_tokens = est_prompt + max_tokens
+        est_cost = self.config.call_cost(est_prompt, max_tokens)
+        body = {"model": self.config.model, "messages": messages, **params}
         times: list[float] = []
         statuses: list[str] = []
         last = "unknown"

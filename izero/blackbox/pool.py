@@ -3,6 +3,8 @@
 ``ScoringPool`` starts one limiter actor per endpoint and ``num_workers`` async worker actors
 (each its own process, each with many calls in flight). ``await pool.score(...)`` sends one
 instruction to the least busy worker; many instructions can be in flight at once.
+``await pool.complete(...)`` sends a batch of free completions (an LLM proposing
+instructions) the same way.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 
 from izero.blackbox.cache import ResponseCache
 from izero.blackbox.client import ChatClient, ClientStats
+from izero.blackbox.completion import CompletionResult, SamplingParams, complete_prompts
 from izero.blackbox.config import EndpointConfig
 from izero.blackbox.prompts import QueryTemplate
 from izero.blackbox.ratelimit import (
@@ -86,6 +89,15 @@ class EndpointScorer:
             template=template,
         )
 
+    async def complete(
+        self,
+        prompts: Sequence[str],
+        params: Sequence[SamplingParams],
+        *,
+        tag: Mapping[str, Any] | None = None,
+    ) -> CompletionResult:
+        return await complete_prompts(self.client, prompts, params, tag=tag)
+
     @property
     def stats(self) -> ClientStats:
         return self.client.stats
@@ -123,6 +135,12 @@ class _ScoringWorker:
                 await scorer.score(instruction, examples, metric, tag=tag, template=template),
             )
         except (BlackBoxError, MetricError) as err:  # the driver re-raises them as they are
+            return ("error", err)
+
+    async def complete(self, prompts, params, tag):
+        try:
+            return ("ok", await self._get().complete(prompts, params, tag=tag))
+        except BlackBoxError as err:
             return ("error", err)
 
     async def stats(self) -> dict:
@@ -233,12 +251,18 @@ class ScoringPool:
         """
         if self._closed:
             raise BlackBoxError(f"the scoring pool for {self.config.endpoint} is closed")
+        payload = await self._on_worker(
+            "score", instruction, tuple(examples), metric, dict(tag) if tag else None, template
+        )
+        self._instructions += 1
+        return payload
+
+    async def _on_worker(self, method: str, *args: Any) -> Any:
+        """``method(*args)`` on the least busy worker; its result, or its error raised here."""
         index = min(range(len(self.workers)), key=self._load.__getitem__)
         self._load[index] += 1
         try:
-            status, payload = await self.workers[index].score.remote(
-                instruction, tuple(examples), metric, dict(tag) if tag else None, template
-            )
+            status, payload = await getattr(self.workers[index], method).remote(*args)
         except Exception as err:  # a worker process died, or raised an unexpected error
             cause = getattr(err, "cause", None) or err
             raise BlackBoxError(
@@ -251,8 +275,28 @@ class ScoringPool:
         if status == "error":
             raise payload
         self._cache_hits += payload.cache_hits
-        self._instructions += 1
         return payload
+
+    async def complete(
+        self,
+        prompts: Sequence[str],
+        params: Sequence[SamplingParams],
+        *,
+        tag: Mapping[str, Any] | None = None,
+    ) -> CompletionResult:
+        """Complete each prompt (one user message) with its own sampling parameters.
+
+        Through the same limiter, retries, cache, accounting and budget caps as
+        :meth:`score`; ``params[i]`` (temperature, max_tokens, seed) is part of call ``i``'s
+        request and cache key. Raises like :meth:`score`.
+        """
+        if self._closed:
+            raise BlackBoxError(f"the scoring pool for {self.config.endpoint} is closed")
+        if len(prompts) != len(params):
+            raise ValueError(f"{len(prompts)} prompts but {len(params)} sampling parameters")
+        return await self._on_worker(
+            "complete", tuple(prompts), tuple(params), dict(tag) if tag else None
+        )
 
     async def score_many(
         self,

@@ -10,7 +10,8 @@ configurable latency, enforces RPM/TPM limits over a sliding window (429 with ``
 ``retry-after-ms``, ``x-ratelimit-*`` headers and OpenAI error JSON), injects faults (5xx,
 hangs, malformed or truncated bodies, dropped connections), can play an account out of quota
 (429 ``insufficient_quota``) and rejects a wrong key with 401. Every request is counted with
-its arrival time (``/_stats`` and :meth:`SimulatedServer.stats`).
+its arrival time (``/_stats`` and :meth:`SimulatedServer.stats`). Prompts in APE's forward
+template get proposed instructions instead (:mod:`izero.blackbox.simulated_proposer`).
 
 Run it standalone with ``python -m izero.blackbox.simulated --tasks sum,diff --rpm 600``.
 """
@@ -98,8 +99,13 @@ def _stem(word: str) -> str:
     return word[:-1] if len(word) > 3 and word.endswith("s") else word
 
 
+def _words_of(text: str) -> list[str]:
+    """The content words of ``text``, lower-cased, in order (stopwords left out)."""
+    return [w.lower() for w in re.findall(r"[A-Za-z]+", text) if w.lower() not in STOPWORDS]
+
+
 def _keywords_of(text: str) -> set[str]:
-    return {_stem(w) for w in re.findall(r"[A-Za-z]+", text) if w.lower() not in STOPWORDS}
+    return {_stem(w) for w in _words_of(text)}
 
 
 def _unit(*parts: object) -> float:
@@ -203,16 +209,18 @@ class SimulatedModel:
         self.p_ceiling = p_ceiling
         self.lookup: dict[str, list[_Known]] = collections.defaultdict(list)
         self.keywords: dict[str, set[str]] = {}
+        self.words: dict[str, tuple[str, ...]] = {}  # the keywords as written, for proposals
         self.outputs: dict[str, list[str]] = {}
         keywords = keywords or {}
         for task in tasks:
             if task.name in keywords:
-                words = set().union(*(_keywords_of(k) for k in keywords[task.name]))
+                texts = tuple(keywords[task.name])
             elif task.annotations:
-                words = set().union(*(_keywords_of(a) for a in task.annotations))
+                texts = task.annotations
             else:
-                words = _keywords_of(task.name.replace("_", " "))
-            self.keywords[task.name] = words
+                texts = (task.name.replace("_", " "),)
+            self.words[task.name] = tuple(dict.fromkeys(w for t in texts for w in _words_of(t)))
+            self.keywords[task.name] = {_stem(w) for w in self.words[task.name]}
             outputs = []
             for example in (*task.induce, *task.execute):
                 entries = self.lookup[example.input]
@@ -317,8 +325,11 @@ class _App:
     """The aiohttp application state of one simulated server."""
 
     def __init__(self, model: SimulatedModel, options: SimulatedOptions):
+        from izero.blackbox.simulated_proposer import SimulatedProposer
+
         self.model = model
         self.options = options
+        self.proposer = SimulatedProposer(model, seed=options.seed)  # APE's proposal prompts
         self.records: list[_Record] = []
         self.rng = random.Random(options.seed)
         self.admitted = 0
@@ -431,7 +442,7 @@ class _App:
                 "invalid_request_error",
                 "context_length_exceeded",
             )
-        text = self._answer(messages)
+        text = self.proposer.reply(messages, body) or self._answer(messages)
         completion = min(count_tokens(text), max_tokens)
         tokens = prompt + completion
         mono = time.monotonic()

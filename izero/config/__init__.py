@@ -1,10 +1,11 @@
 """Typed, frozen, validated configuration of an izero sweep: one module per section.
 
 A sweep runs every ``method`` on every ``task`` for every ``seed``. Its configuration is a tree
-of frozen dataclasses, one per concern (``budget``, ``generator``, ``blackbox``, ``optimizer``,
-``output``, ``prompts``, ``data``, ``tracking``; task-file entries of ``tasks``), each
-validated when it is built, so a bad value is refused before any work starts with one line that
-names the field, the value, what is allowed and how to fix it (:class:`izero.errors.ConfigError`).
+of frozen dataclasses, one per concern (``budget``, ``generator``, ``blackbox``, ``proposer``,
+``optimizer``, ``output``, ``prompts``, ``data``, ``tracking``; task-file entries of ``tasks``),
+each validated when it is built, so a bad value is refused before any work starts with one line
+that names the field, the value, what is allowed and how to fix it
+(:class:`izero.errors.ConfigError`).
 
 Load it from YAML with dotted ``key=value`` overrides::
 
@@ -36,6 +37,7 @@ from izero.config.optimizer import OptimizerConfig
 from izero.config.output import OutputConfig
 from izero.config.presets import SWEEP_PRESETS
 from izero.config.prompts import PROMPT_PRESETS, PromptsConfig
+from izero.config.proposer import ProposerConfig
 from izero.config.sweep import DEFAULT_TASKS, SweepConfig
 from izero.config.tasks import TaskFileConfig
 from izero.config.tracking import MlflowConfig, TrackingConfig
@@ -53,6 +55,7 @@ __all__ = [
     "OptimizerConfig",
     "OutputConfig",
     "PromptsConfig",
+    "ProposerConfig",
     "SimulatedServerConfig",
     "SweepConfig",
     "TaskFileConfig",

@@ -243,8 +243,9 @@ def config_to_dict(cfg: SweepConfig) -> dict[str, Any]:
     ``config_from_dict(config_to_dict(cfg)) == cfg`` for configs without redacted headers.
     """
     data = _jsonable(dataclasses.asdict(cfg))
-    headers = data["blackbox"]["headers"]
-    for key in headers:
-        if SECRET_HEADER_RE.search(key):
-            headers[key] = REDACTED
+    for section in ("blackbox", "proposer"):
+        headers = (data.get(section) or {}).get("headers") or {}
+        for key in headers:
+            if SECRET_HEADER_RE.search(key):
+                headers[key] = REDACTED
     return data

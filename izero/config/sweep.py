@@ -14,6 +14,7 @@ from izero.config.generator import GeneratorConfig
 from izero.config.optimizer import OptimizerConfig
 from izero.config.output import OutputConfig
 from izero.config.prompts import PromptsConfig
+from izero.config.proposer import ProposerConfig
 from izero.config.tasks import TaskFileConfig
 from izero.config.tracking import TrackingConfig
 from izero.errors import ConfigError, TaskDataError
@@ -36,7 +37,8 @@ class SweepConfig:
     ``methods``: names from :mod:`izero.methods`; ``method_options`` maps a method of the sweep
     to its settings (the fields of its options class, e.g. ``{sampling: {temperature: 0.7}}``).
     ``preset`` records the top-level preset the sections started from
-    (:data:`izero.config.presets.SWEEP_PRESETS`), if any.
+    (:data:`izero.config.presets.SWEEP_PRESETS`), if any. ``proposer``: the endpoint of methods
+    where an LLM proposes instructions (``ape``); None: the black box proposes.
     """
 
     name: str = DEFAULT_NAME
@@ -50,6 +52,7 @@ class SweepConfig:
     budget: BudgetConfig = field(default_factory=BudgetConfig)
     generator: GeneratorConfig = field(default_factory=GeneratorConfig)
     blackbox: BlackBoxConfig = field(default_factory=BlackBoxConfig)
+    proposer: ProposerConfig | None = None
     optimizer: OptimizerConfig = field(default_factory=OptimizerConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
     prompts: PromptsConfig = field(default_factory=PromptsConfig)
@@ -94,6 +97,7 @@ class SweepConfig:
                 "add the method to methods or remove its options",
             )
             self.method_options_for(method)  # validates its fields
+        self._check_proposer()
         self._check_tasks()
         from izero.tasks.metrics import METRICS, MetricError, check_metric
         from izero.tasks.plugins import is_plugin_name
@@ -130,6 +134,23 @@ class SweepConfig:
                 metric,
                 f"one of {', '.join(sorted(METRICS))}, or a plug-in module:function",
                 f"did you mean '{hint[0]}'?" if hint else "use one of those metric names",
+            )
+
+    def _check_proposer(self) -> None:
+        """Methods where an LLM proposes need an endpoint that can: a local ``hf`` black box
+        answers scoring queries only."""
+        from izero.methods.registry import method_class
+
+        needing = [m for m in self.methods if method_class(m).llm_proposer]
+        if needing and self.proposer is None:
+            check(
+                self.blackbox.backend != "hf",
+                "proposer",
+                None,
+                f"an OpenAI-compatible proposer endpoint for method '{needing[0]}' (a local "
+                "'hf' black box cannot propose instructions)",
+                "add a proposer section with base_url and model, or use an endpoint black box "
+                "(backend openai or simulated)",
             )
 
     def _check_tasks(self) -> None:

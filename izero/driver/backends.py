@@ -3,7 +3,8 @@
 This is the one module that imports all three stages (``generator``, ``blackbox``, ``bo``).
 It builds them from a :class:`~izero.config.SweepConfig` and gives the loop a small surface:
 ``generate``, ``score``, and what methods borrow through :mod:`izero.driver.services`
-(``sobol``, ``bo_propose``, ``run_cpu``, ``llm_complete``, ``features``).
+(``sobol``, ``bo_propose``, ``run_cpu``, ``llm_complete``, ``features``). ``llm_complete`` goes
+to the ``proposer`` endpoint when the config has one, else to the black box's own pool.
 
 Proposals run in Ray tasks, off the driver's event loop (:mod:`izero.driver.proposals`);
 requests of runs that reach their proposal step together are batched into one call of the
@@ -24,7 +25,7 @@ import torch
 from izero.config import PromptsConfig, SweepConfig
 from izero.driver.plan import RunKey
 from izero.driver.proposals import ProposalBatcher, run_cpu
-from izero.errors import BlackBoxError
+from izero.errors import BlackBoxError, GeneratorError
 from izero.methods.base import Candidate, Demos
 from izero.tasks import Example, Task
 
@@ -171,6 +172,32 @@ def _scoring_backend(config: SweepConfig, server: Any, cache_dir: Path) -> tuple
     return model, ScoringPool(endpoint, cache_dir=cache_dir)
 
 
+def _proposer_pool(config: SweepConfig, cache_dir: Path) -> tuple[str, Any]:
+    """The sweep's separate ``proposer`` endpoint: (model name, pool with ``complete``)."""
+    from izero.blackbox import EndpointConfig, ScoringPool
+
+    p = config.proposer
+    assert p is not None and p.base_url is not None and p.model is not None  # validated
+    endpoint = EndpointConfig(
+        base_url=p.base_url,
+        model=p.model,
+        api_key_env=p.api_key_env,
+        headers=dict(p.headers),
+        timeout_s=p.timeout_s,
+        rpm=p.rpm,
+        tpm=p.tpm,
+        max_retries=p.max_retries,
+        price_prompt_per_1k=p.price_per_1k_prompt,
+        price_completion_per_1k=p.price_per_1k_completion,
+        max_calls=p.max_calls,
+        max_total_tokens=p.max_total_tokens,
+        max_cost=p.max_cost,
+        concurrency=p.concurrency,
+    )
+    # the same cache file as the black box's: keys name the endpoint, so they never collide
+    return p.model, ScoringPool(endpoint, cache_dir=cache_dir)
+
+
 def _generator_pool(config: SweepConfig) -> Any:
     from izero.generator import GeneratorPool
 
@@ -208,6 +235,14 @@ def _proposal_batcher(config: SweepConfig) -> ProposalBatcher:
     return ProposalBatcher(options=options)
 
 
+def _any_method(config: SweepConfig, flag: str) -> bool:
+    """Whether a method of the sweep sets the class flag ``flag`` (``llm_proposer``: asks an
+    LLM to propose instructions; ``uses_generator``: needs the generator)."""
+    from izero.methods.registry import method_class
+
+    return any(getattr(method_class(m), flag) for m in config.methods)
+
+
 class Backends:
     """Everything the loop calls, built from a config; close it when the sweep ends.
 
@@ -230,7 +265,17 @@ class Backends:
         if config.blackbox.backend == "simulated":
             self.server = start_simulated_server(config, tasks)
         self.blackbox_model, self.scoring = _scoring_backend(config, self.server, cache_dir)
-        self.generator = _generator_pool(config)
+        # the LLM that proposes instructions (ape): a separate endpoint, else the black box
+        self.proposer_model: str | None = None
+        self.proposer: Any = None
+        self._own_proposer = False
+        if config.proposer is not None and _any_method(config, "llm_proposer"):
+            self.proposer_model, self.proposer = _proposer_pool(config, cache_dir)
+            self._own_proposer = True
+        elif config.proposer is None and config.blackbox.backend != "hf":
+            self.proposer_model, self.proposer = self.blackbox_model, self.scoring
+        # no generator actors (nor GPUs) for sweeps of methods that never generate
+        self.generator = _generator_pool(config) if _any_method(config, "uses_generator") else None
         self.proposals = _proposal_batcher(config)
 
     # -- what the loop calls ------------------------------------------------------------------
@@ -254,6 +299,12 @@ class Backends:
         )
 
     async def generate(self, requests: Sequence[Any]) -> list[str]:
+        if self.generator is None:
+            raise GeneratorError(
+                "a candidate needs the generator, but no method of this sweep declares "
+                "uses_generator (the sweep started no generator actors). Fix: set "
+                "uses_generator = True on the method class"
+            )
         return await self.generator.generate(list(requests))
 
     async def score(
@@ -333,11 +384,25 @@ class Backends:
         max_tokens: int,
         seeds: Sequence[int],
         key: RunKey,
-    ) -> list[str | None]:
-        raise BlackBoxError(
-            f"{key.id}: this sweep has no LLM proposer endpoint; only methods that propose "
-            "with an LLM need one"
-        )
+        top_p: float | None = None,
+    ) -> Any:
+        """Completions of ``prompts`` from the proposer endpoint (a
+        :class:`~izero.blackbox.CompletionResult`), each call with its seed; through the
+        proposer's limiter, retries, cache, accounting and budget caps, which are the black
+        box's when it proposes."""
+        from izero.blackbox import SamplingParams
+
+        if self.proposer is None:
+            raise BlackBoxError(
+                f"{key.id}: this sweep has no LLM proposer endpoint (a local 'hf' black box "
+                "cannot propose). Fix: add a proposer section with base_url and model"
+            )
+        params = [
+            SamplingParams(temperature=temperature, max_tokens=max_tokens, seed=s, top_p=top_p)
+            for s in seeds
+        ]
+        tag = {"task": key.task, "method": key.method, "seed": key.seed, "split": "propose"}
+        return await self.proposer.complete(prompts, params, tag=tag)
 
     async def features(
         self, zs: Sequence[Sequence[float]], *, demos: Demos, seed: int
@@ -358,7 +423,12 @@ class Backends:
         return self.tasks[task].annotations
 
     def close(self) -> None:
-        for closer in (self.scoring.close, self.generator.shutdown):
+        closers = [self.scoring.close]
+        if self.generator is not None:
+            closers.append(self.generator.shutdown)
+        if self._own_proposer:
+            closers.append(self.proposer.close)
+        for closer in closers:
             try:
                 closer()
             except Exception:  # closing must not hide the error that ended the sweep

@@ -25,6 +25,10 @@ logger = logging.getLogger(__name__)
 
 #: Checkpoint names are prefixed so other checkpoints can live beside them.
 CHECKPOINT_PREFIX = "run-"
+#: ``purpose`` of calls-table rows: an instruction scored on an example, or an LLM proposing.
+PURPOSE_SCORE = "score"
+PURPOSE_PROPOSE = "propose"
+_KEY = ("task", "method", "seed")
 
 
 def _utc(ts: float) -> dt.datetime:
@@ -37,10 +41,13 @@ class Recorder:
     Args:
         store: the sweep's results store.
         sweep: the sweep's name.
-        generator_model: generator model id, recorded on every row.
+        generator_model: generator model id, recorded on rows whose instruction it generated.
         blackbox_model: black-box model id, recorded on every row.
         listeners: told of every row written and of the rows a resumed sweep finds
             (``on_rows`` / ``on_existing``; e.g. :class:`izero.tracking.MlflowTracker`).
+        proposer_model: model id of the LLM that proposes instructions (``ape``), recorded as
+            the ``generator_model`` of the rows of ``proposer_methods``.
+        proposer_methods: methods whose instructions the proposer LLM wrote.
     """
 
     def __init__(
@@ -51,12 +58,20 @@ class Recorder:
         generator_model: str,
         blackbox_model: str,
         listeners: Sequence[Any] = (),
+        proposer_model: str | None = None,
+        proposer_methods: frozenset[str] = frozenset(),
     ):
         self.store = store
         self.listeners = list(listeners)
         self.sweep = sweep
         self.generator_model = generator_model
         self.blackbox_model = blackbox_model
+        self.proposer_model = proposer_model
+        self.proposer_methods = frozenset(proposer_methods)
+        # paid proposal calls per run: calls, prompt tokens, completion tokens, cost
+        self._proposal_usage: dict[tuple[str, str, int], list[float]] = defaultdict(
+            lambda: [0, 0, 0, 0.0]
+        )
         self._rows: dict[tuple[str, str, int], dict[int, dict[str, Any]]] = defaultdict(dict)
         self._summaries: dict[tuple[str, str, int], dict[str, Any]] = {}
         self._checkpoints: dict[str, Any] = {}
@@ -74,6 +89,7 @@ class Recorder:
         if summaries is not None:
             for row in summaries.to_pylist():
                 self._summaries[(row["task"], row["method"], row["seed"])] = row
+        self._load_proposal_usage()
         for name in self.store.list_checkpoints():
             if name.startswith(CHECKPOINT_PREFIX):
                 self._checkpoints[name[len(CHECKPOINT_PREFIX) :]] = self.store.read_checkpoint(name)
@@ -81,6 +97,31 @@ class Recorder:
             rows = [r for run in self._rows.values() for r in run.values()]
             self._notify("on_existing", rows, list(self._summaries.values()))
         return n
+
+    def _load_proposal_usage(self) -> None:
+        """What earlier attempts paid for proposals (their ``propose`` rows of the calls table;
+        results of izero <= 0.2 have none)."""
+        import pyarrow.dataset as ds
+
+        calls = self.store.read_calls(
+            filter=(ds.field("purpose") == PURPOSE_PROPOSE) & ~ds.field("cached"),
+            columns=[*_KEY, "status", "prompt_tokens", "completion_tokens", "cost_usd"],
+        )
+        for row in calls.to_pylist():
+            if row["status"] == "ok":
+                self._add_usage(
+                    (row["task"], row["method"], row["seed"]),
+                    row["prompt_tokens"],
+                    row["completion_tokens"],
+                    row["cost_usd"] or 0.0,
+                )
+
+    def _add_usage(self, run: tuple[str, str, int], prompt: int, completion: int, cost: float):
+        usage = self._proposal_usage[run]
+        usage[0] += 1
+        usage[1] += prompt
+        usage[2] += completion
+        usage[3] += cost
 
     # -- resume queries -----------------------------------------------------------------------
 
@@ -98,6 +139,13 @@ class Recorder:
 
     def _key_fields(self, key: RunKey) -> dict[str, Any]:
         return {"sweep": self.sweep, "task": key.task, "method": key.method, "seed": key.seed}
+
+    def _model_of(self, key: RunKey, generated: bool) -> str | None:
+        """Who wrote a row's instruction: the generator, the proposer LLM, or nobody (a ready
+        text such as a human annotation)."""
+        if generated:
+            return self.generator_model
+        return self.proposer_model if key.method in self.proposer_methods else None
 
     def evaluation_row(
         self,
@@ -130,12 +178,15 @@ class Recorder:
             "gen_started_at": _utc(gen_started) if generated else None,
             "scored_at": _utc(now),
             "duplicate_of": ev.duplicate_of,
-            "generator_model": self.generator_model if generated else None,
+            "generator_model": self._model_of(key, generated),
             "blackbox_model": self.blackbox_model,
         }
 
-    def call_rows(self, key: RunKey, result: Any) -> list[dict[str, Any]]:
-        """One calls-table row per call of a scoring result."""
+    def call_rows(
+        self, key: RunKey, result: Any, *, purpose: str = PURPOSE_SCORE
+    ) -> list[dict[str, Any]]:
+        """One calls-table row per call of a scoring (or, ``purpose="propose"``, completion)
+        result."""
         return [
             {
                 **self._key_fields(key),
@@ -148,9 +199,20 @@ class Recorder:
                 "prompt_tokens": rec.prompt_tokens,
                 "completion_tokens": rec.completion_tokens,
                 "cached": rec.cached,
+                "purpose": purpose,
+                "cost_usd": rec.cost if rec.ok and not rec.cached else 0.0,
             }
             for rec in result.call_records
         ]
+
+    async def record_proposals(self, key: RunKey, result: Any) -> None:
+        """Record the calls of a proposer LLM's completions (a ``CompletionResult``) as
+        ``propose`` rows, and count what they paid in the run's totals."""
+        for rec in result.call_records:
+            if rec.ok and not rec.cached:
+                run = (key.task, key.method, key.seed)
+                self._add_usage(run, rec.prompt_tokens, rec.completion_tokens, rec.cost)
+        await self.append([], self.call_rows(key, result, purpose=PURPOSE_PROPOSE))
 
     def summary_row(
         self,
@@ -171,6 +233,10 @@ class Recorder:
             k: sum(r[k] for r in rows.values())
             for k in ("calls", "prompt_tokens", "completion_tokens", "cost_usd")
         }
+        proposed = self._proposal_usage.get((key.task, key.method, key.seed))
+        if proposed is not None:
+            for name, value in zip(totals, proposed, strict=True):
+                totals[name] += value
         if test_usage is not None:
             totals["calls"] += test_usage.calls
             totals["prompt_tokens"] += test_usage.prompt_tokens
@@ -192,7 +258,7 @@ class Recorder:
             "total_cost_usd": totals["cost_usd"],
             "wall_s": wall_s,
             "finished_at": _utc(time.time()),
-            "generator_model": self.generator_model if generated else None,
+            "generator_model": self._model_of(key, generated),
             "blackbox_model": self.blackbox_model,
         }
 

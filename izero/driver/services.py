@@ -2,7 +2,8 @@
 
 Methods never see Ray, HTTP or other runs: each call goes to the sweep's shared stages
 (:class:`~izero.driver.backends.Backends`) tagged with the run, so that, e.g., its GP proposals
-are batched with other runs' and its proposer calls are accounted to it.
+are batched with other runs' and its proposer calls are recorded (calls table, ``propose``)
+and counted in its totals.
 """
 
 from __future__ import annotations
@@ -24,16 +25,31 @@ class RunServices:
         demos: the run's demonstrations (for generator features).
         backends: the sweep's stages; ``None`` until :meth:`bind` (methods are built, and so
             check their settings, before any stage starts).
+        recorder: where the run's proposer calls are recorded (``Recorder``; None: nowhere).
+        progress: the sweep's progress counters (None: not counted).
     """
 
-    def __init__(self, key: RunKey, demos: Demos, backends: Any = None):
+    def __init__(
+        self,
+        key: RunKey,
+        demos: Demos,
+        backends: Any = None,
+        *,
+        recorder: Any = None,
+        progress: Any = None,
+    ):
         self._key = key
         self._demos = demos
         self._backends = backends
+        self._recorder = recorder
+        self._progress = progress
 
-    def bind(self, backends: Any) -> None:
-        """Lend the sweep's stages (started after the methods were built)."""
+    def bind(self, backends: Any, *, recorder: Any = None, progress: Any = None) -> None:
+        """Lend the sweep's stages, recorder and progress (started after the methods were
+        built)."""
         self._backends = backends
+        self._recorder = recorder
+        self._progress = progress
 
     def sobol(self, n: int, d: int, *, seed: int) -> torch.Tensor:
         return self._backends.sobol(n, d, seed=seed)
@@ -62,10 +78,21 @@ class RunServices:
         temperature: float,
         max_tokens: int,
         seeds: Sequence[int],
+        top_p: float | None = None,
     ) -> list[str | None]:
-        return await self._backends.llm_complete(
-            prompts, temperature=temperature, max_tokens=max_tokens, seeds=seeds, key=self._key
+        result = await self._backends.llm_complete(
+            prompts,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            seeds=seeds,
+            top_p=top_p,
+            key=self._key,
         )
+        if self._recorder is not None:
+            await self._recorder.record_proposals(self._key, result)
+        if self._progress is not None:
+            self._progress.scored(result)
+        return list(result.texts)
 
     async def features(self, zs: Sequence[Sequence[float]]) -> torch.Tensor:
         return await self._backends.features(zs, demos=self._demos, seed=self._key.seed)

@@ -153,14 +153,9 @@ def run_sweep(
     backends = factory(config=config, tasks=tasks, cache_dir=cache_dir)
     tracker = None
     try:
+        from izero.methods import method_class
         from izero.tracking import start_tracking
 
-        for run in planned:
-            run.method.services.bind(backends)
-        progress = Progress(
-            total_runs=len(planned),
-            expected_evaluations=sum(r.method.expected_evaluations() for r in planned),
-        )
         tracker = start_tracking(config, results_uri=store.uri)
         recorder = Recorder(
             store=store,
@@ -168,7 +163,15 @@ def run_sweep(
             generator_model=config.generator.model,
             blackbox_model=backends.blackbox_model,
             listeners=[tracker] if tracker is not None else (),
+            proposer_model=getattr(backends, "proposer_model", None),
+            proposer_methods=frozenset(m for m in config.methods if method_class(m).llm_proposer),
         )
+        progress = Progress(
+            total_runs=len(planned),
+            expected_evaluations=sum(r.method.expected_evaluations() for r in planned),
+        )
+        for run in planned:
+            run.method.services.bind(backends, recorder=recorder, progress=progress)
         found = recorder.load_existing()
         if found:
             logger.info("resuming: %d evaluations already recorded at %s", found, store.uri)
@@ -232,7 +235,7 @@ async def _backup(backup: CacheBackup) -> None:
 
 def _make_method(config: SweepConfig, key: RunKey, splits: Any, tasks: dict[str, Any]) -> Any:
     """The method object of run ``key``, with its options and the services it may borrow
-    (bound to the stages once they start)."""
+    (bound to the stages, recorder and progress once they start)."""
     from izero.driver.services import RunServices
     from izero.methods import Budget, RunInfo, method_class
 

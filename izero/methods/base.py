@@ -248,11 +248,14 @@ class MethodServices(Protocol):
         temperature: float,
         max_tokens: int,
         seeds: Sequence[int],
+        top_p: float | None = None,
     ) -> list[str | None]:
         """Completions of ``prompts`` (one user message each) from the proposer endpoint,
         through its rate limit, retries, response cache, accounting and budget caps, recorded
-        as ``propose`` calls. ``seeds[i]`` makes repeated prompts distinct requests. ``None``
-        where a call finally failed."""
+        as ``propose`` calls. ``seeds[i]`` makes repeated prompts distinct requests;
+        ``temperature``, ``max_tokens`` (tokens per completion), the seed and ``top_p`` (None:
+        the endpoint's default) are sent with each call and are part of its cache key. ``None``
+        where a call finally failed. Only for methods with ``llm_proposer = True``."""
         ...
 
     async def features(self, zs: Sequence[Sequence[float]]) -> torch.Tensor:
@@ -269,6 +272,10 @@ class Method(ABC):
         options_class: the frozen dataclass of its settings (``method_options.<name>`` in a
             sweep config), or ``None`` when it has none.
         soft_prompt: whether its candidates are soft prompts (rows carry ``z``).
+        llm_proposer: whether it asks an LLM endpoint to propose instructions
+            (``services.llm_complete``); its rows then name the proposer's model.
+        uses_generator: whether its candidates need the open-source generator (soft prompts,
+            sampled decodes, features); a sweep whose methods all say no starts no generator.
 
     Args:
         run: the run's task, seed and budget.
@@ -279,6 +286,8 @@ class Method(ABC):
     name: ClassVar[str]
     options_class: ClassVar[type | None] = None
     soft_prompt: ClassVar[bool] = False
+    llm_proposer: ClassVar[bool] = False
+    uses_generator: ClassVar[bool] = True
 
     def __init__(self, run: RunInfo, options: Any, services: MethodServices):
         self.run = run

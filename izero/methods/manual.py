@@ -18,6 +18,7 @@ class Manual(Method):
     """One round: every distinct human annotation of the task, as it is."""
 
     name = "manual"
+    uses_generator = False
 
     def _texts(self) -> list[str]:
         return list(dict.fromkeys(a for a in self.run.annotations if a.strip()))

@@ -14,6 +14,7 @@ _METHODS: dict[str, str] = {
     "instructzero_paper": "izero.methods.instructzero_paper:InstructZeroPaper",
     "random": "izero.methods.random_search:RandomSearch",
     "sampling": "izero.methods.sampling:Sampling",
+    "ape": "izero.methods.ape:Ape",
     "manual": "izero.methods.manual:Manual",
 }
 

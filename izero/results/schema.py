@@ -159,6 +159,20 @@ _CALL_COLUMNS = (
     _Column("prompt_tokens", pa.int64(), False, "Prompt tokens billed."),
     _Column("completion_tokens", pa.int64(), False, "Completion tokens billed."),
     _Column("cached", pa.bool_(), False, "Answered from the response cache (no request sent)."),
+    _Column(
+        "purpose",
+        pa.string(),
+        True,
+        'Why the call was made: "score" (an instruction answered a dev or test example) or '
+        '"propose" (an LLM proposed instructions, e.g. for ape); null in results of izero <= 0.2, '
+        "which made scoring calls only.",
+    ),
+    _Column(
+        "cost_usd",
+        pa.float64(),
+        True,
+        "Cost of the call in US dollars (0 when cached or failed); null in izero <= 0.2 results.",
+    ),
 )
 
 #: The black-box response cache, copied into the results when it lives elsewhere (results on

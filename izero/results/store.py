@@ -473,7 +473,10 @@ class ResultsStore:
                 tables.append(pq.ParquetFile(f).read())
         metadata = dict(tables[0].schema.metadata or {})
         metadata[COMPACTED_FROM_KEY] = json.dumps([p.rpartition("/")[2] for p in parts]).encode()
-        merged = pa.concat_tables([t.replace_schema_metadata(None) for t in tables])
+        # parts written before a column was added lack it: it becomes null there
+        merged = pa.concat_tables(
+            [t.replace_schema_metadata(None) for t in tables], promote_options="default"
+        )
         keys = [(k, "ascending") for k in _SORT_KEYS[name] if k != PARTITION_COLUMN]
         merged = merged.sort_by(keys).replace_schema_metadata(metadata)
         sink = pa.BufferOutputStream()

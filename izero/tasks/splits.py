@@ -10,6 +10,10 @@
 - ``dev_pool``: every induce example that is neither a demo nor a test example. With
   ``dev_sampling="per_evaluation"`` (the original InstructZero code) each evaluated instruction
   is scored on its own random ``len(dev)`` examples of it (:func:`dev_examples`).
+- ``train``: every induce example used neither as dev nor as test, the demos first. Methods
+  that draw their own demonstrations (APE's demo subsets) sample them from here, so they never
+  see the examples they are scored on. Drawing it takes no random numbers: the other splits are
+  the same with or without it.
 
 Table tasks (a user's CSV/JSONL/Parquet file, ``source == "table"``) are split strictly:
 
@@ -104,9 +108,11 @@ def make_splits(
         else:
             test = list(task.execute)
         pool = rest
+        train_rest = rest[dev_size:]
     else:
         test = [task.induce[i] for i in rest[dev_size : dev_size + n_test]]
         pool = rest[:dev_size] + rest[dev_size + n_test :]
+        train_rest = rest[dev_size + n_test :]
     short = [
         f"{label} {got} < {want}"
         for label, got, want in (("dev", len(dev), n_dev), ("test", len(test), n_test))
@@ -128,6 +134,7 @@ def make_splits(
         test=tuple(test),
         dev_pool=tuple(task.induce[i] for i in pool),
         dev_sampling=dev_sampling,
+        train=tuple(demos) + tuple(task.induce[i] for i in train_rest),
     )
 
 
@@ -172,11 +179,13 @@ def _table_splits(
         dev = rows[n_demos : n_demos + n_dev]
         test = rows[n_demos + n_dev : n_demos + n_dev + n_test]
         pool = dev + rows[n_demos + n_dev + n_test :]
+        train = demos + rows[n_demos + n_dev + n_test :]
     else:
         demos = rng.sample(task.demo_pool, n_demos)
         dev = rng.sample(task.induce, n_dev)
         test = rng.sample(task.execute, min(n_test, len(task.execute)))
         pool = list(task.induce)
+        train = list(task.demo_pool)
     if len(test) < n_test:
         logger.info("task %r: %d test examples (budget.n_test is %d)", task.name, len(test), n_test)
     return TaskSplits(
@@ -188,6 +197,7 @@ def _table_splits(
         test=tuple(test),
         dev_pool=tuple(pool),
         dev_sampling=dev_sampling,
+        train=tuple(train),
     )
 
 

@@ -59,7 +59,9 @@ class TaskSplits:
     optimisation; ``test``: held-out examples for the final score. ``dev_sampling``:
     ``"fixed"`` scores every instruction on ``dev``; ``"per_evaluation"`` on a fresh random
     ``len(dev)`` examples of ``dev_pool`` (every induce example that is neither a demo nor a
-    test example) per evaluation, see :func:`izero.tasks.splits.dev_examples`.
+    test example) per evaluation, see :func:`izero.tasks.splits.dev_examples`. ``train``: the
+    induce examples in neither ``dev`` nor ``test`` (``demos`` first), from which methods that
+    pick their own demonstrations draw them (empty for splits built by hand).
     """
 
     task: str
@@ -70,3 +72,4 @@ class TaskSplits:
     test: tuple[Example, ...]
     dev_pool: tuple[Example, ...] = ()
     dev_sampling: str = "fixed"
+    train: tuple[Example, ...] = ()

@@ -321,3 +321,39 @@ def test_compaction_killed_midway_loses_and_repeats_nothing(tmp_path, monkeypatc
     assert store.compact(["evaluations"]) == {"evaluations": (1, 1)}
     assert not list(folder.glob(".*")) and len(list(folder.glob("part-*.parquet"))) == 1
     assert store.read_evaluations().to_pylist() == before
+
+
+def test_calls_written_before_purpose_and_cost_columns_stay_readable(tmp_path):
+    """Results of izero <= 0.2 have no ``purpose``/``cost_usd`` in their calls: they read as
+    null beside new rows, and compaction merges old and new parts."""
+    import datetime as dt
+
+    from izero.results.schema import CALLS_SCHEMA
+
+    store = ResultsStore(tmp_path / "s")
+    t0 = dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc)
+    row = {
+        "sweep": "s",
+        "task": "sum",
+        "method": "random",
+        "seed": 0,
+        "started_at": t0,
+        "finished_at": t0,
+        "status": "ok",
+        "attempts": 1,
+        "prompt_tokens": 10,
+        "completion_tokens": 2,
+        "cached": False,
+    }
+    old_schema = pa.schema([f for f in CALLS_SCHEMA if f.name not in ("purpose", "cost_usd")])
+    old = pa.Table.from_pylist([row], schema=old_schema).drop_columns(["task"])
+    folder = tmp_path / "s" / "calls" / "task=sum"
+    folder.mkdir(parents=True)
+    pq.write_table(old, folder / "part-old.parquet")
+    store.append_calls([{**row, "purpose": "propose", "cost_usd": 0.5}])
+    for _ in range(2):  # before and after compaction
+        calls = store.read_calls().to_pylist()
+        pairs = sorted(((c["purpose"], c["cost_usd"]) for c in calls), key=lambda p: p[0] or "")
+        assert pairs == [(None, None), ("propose", 0.5)]
+        store.compact(["calls"])
+    assert len(list(folder.glob("*.parquet"))) == 1

@@ -72,3 +72,18 @@ def test_real_tasks(name: str, data_dir: Path) -> None:
     assert not {e.input for e in s.demos} & {e.input for e in s.dev}
     if not task.execute:
         assert not {e.input for e in s.test} & {e.input for e in s.demos + s.dev}
+
+
+@pytest.mark.parametrize("n_execute", [300, 0])
+def test_train_pool_holds_the_induce_examples_not_scored(n_execute) -> None:
+    task = _task(200, n_execute)
+    s = make_splits(task, seed=5)
+    train = [e.input for e in s.train]
+    assert s.train[: len(s.demos)] == s.demos
+    assert len(train) == len(set(train))
+    assert not set(train) & {e.input for e in s.dev + s.test}
+    # every induce example is in exactly one of train, dev, test
+    assert set(train) | {e.input for e in s.dev + s.test if e.input.startswith("i")} == {
+        e.input for e in task.induce
+    }
+    assert make_splits(task, seed=5).train == s.train
