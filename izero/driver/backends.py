@@ -24,7 +24,7 @@ import torch
 from izero.config import SweepConfig
 from izero.driver.plan import RunKey
 from izero.driver.proposals import ProposalBatcher, run_cpu
-from izero.errors import BlackBoxError, GeneratorError
+from izero.errors import BlackBoxError
 from izero.methods.base import Candidate, Demos
 from izero.tasks import Example, Task
 
@@ -297,10 +297,13 @@ class Backends:
     async def features(
         self, zs: Sequence[Sequence[float]], *, demos: Demos, seed: int
     ) -> torch.Tensor:
-        raise GeneratorError(
-            "generator features are not available from this generator pool; "
-            "use generator.engine: hf"
-        )
+        """``n x hidden`` float32 features of soft prompts ``zs`` after ``demos``, projected with
+        the run's ``seed`` (the projection its instructions are generated with), computed by the
+        generator actors in chunks that interleave with other runs' generation."""
+        from izero.generator import FeatureRequest
+
+        requests = [FeatureRequest(demos=demos, z=tuple(z), projection_seed=seed) for z in zs]
+        return await self.generator.features(requests)
 
     def sobol(self, n: int, d: int, *, seed: int) -> torch.Tensor:
         from izero.bo import initial_design
