@@ -1,13 +1,13 @@
 """Method quality on the simulated world: every method under the same budget, side by side.
 
 Each method runs as its own sweep through the public API (``izero.driver.run_sweep``) with one
-config that differs only in ``methods``: the same built-in tasks, seeds, budget (preset
-``demo`` by default: 8 Sobol points + 3 rounds of 8 = 32 evaluations a run, 10 dev and 20 test
-examples), the tiny random-weight generator on CPU and the simulated OpenAI-compatible black
-box on 127.0.0.1 (same answer seed), priced like gpt-3.5-turbo so the cost is not zero. One
-sweep per method gives each its own response cache, so its calls and cost are what the method
-alone would pay (in one shared sweep, runs with identical requests, e.g. the Sobol round that
-``instructzero`` and ``random`` share, would be paid by whichever came first).
+config that differs only in ``methods`` (and a method's ``METHOD_OPTIONS``): the same built-in
+tasks, seeds, budget (preset ``demo`` by default: 8 Sobol points + 3 rounds of 8 = 32 evaluations
+a run, 10 dev and 20 test examples), the tiny random-weight generator on CPU and the simulated
+OpenAI-compatible black box on 127.0.0.1 (same answer seed), priced like gpt-3.5-turbo so the
+cost is not zero. One sweep per method gives each its own response cache, so its calls and cost
+are what the method alone would pay (in one shared sweep, runs with identical requests, e.g. the
+Sobol round that ``instructzero`` and ``random`` share, would be paid by whichever came first).
 
 The results are read back with ``izero.results`` and compared with
 ``izero.results.comparison``: per method the mean test score over tasks with its 95% interval
@@ -52,6 +52,9 @@ DEFAULT_PRESET = "demo"
 #: the paper's black box.
 PRICE_PROMPT_PER_1K = 0.0005
 PRICE_COMPLETION_PER_1K = 0.0015
+#: Method settings scaled to the tiny CPU generator (other methods run their defaults): the
+#: features of INSTINCT's 10,000-point domain would take most of the benchmark's time on CPU.
+METHOD_OPTIONS: dict[str, dict[str, object]] = {"instinct": {"domain_size": 1000}}
 #: Requests per minute: high enough that the limit never paces this benchmark.
 RPM = 60000.0
 CONCURRENCY = 32
@@ -89,6 +92,7 @@ def _config(method: str, args: argparse.Namespace, out: Path):
             "tasks": list(args.tasks),
             "seeds": list(range(args.seeds)),
             "methods": [method],
+            "method_options": {method: METHOD_OPTIONS[method]} if method in METHOD_OPTIONS else {},
             "budget": {"preset": args.preset},
             "generator": {"model": "tiny:llama", "device": "cpu", "batch_size": 32},
             "blackbox": {

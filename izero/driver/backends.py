@@ -407,8 +407,9 @@ class Backends:
     async def features(
         self, zs: Sequence[Sequence[float]], *, demos: Demos, seed: int
     ) -> torch.Tensor:
-        """``n x hidden`` generator features of soft prompts ``zs`` after ``demos``, projected
-        with the run's ``seed`` (served in the generator actors' batches)."""
+        """``n x hidden`` float32 features of soft prompts ``zs`` after ``demos``, projected with
+        the run's ``seed`` (the projection its instructions are generated with), computed by the
+        generator actors in chunks that interleave with other runs' generation."""
         from izero.generator import FeatureRequest
 
         requests = [FeatureRequest(demos=demos, z=tuple(z), projection_seed=seed) for z in zs]

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
 _METHODS: dict[str, str] = {
     "instructzero": "izero.methods.instructzero:InstructZero",
     "instructzero_paper": "izero.methods.instructzero_paper:InstructZeroPaper",
+    "instinct": "izero.methods.instinct:Instinct",
     "random": "izero.methods.random_search:RandomSearch",
     "sampling": "izero.methods.sampling:Sampling",
     "ape": "izero.methods.ape:Ape",
