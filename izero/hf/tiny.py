@@ -42,6 +42,10 @@ tests of batching and soft prompts vacuous; 0.3 gives varied continuations with 
 margins."""
 """Context length of tiny models (tokens)."""
 
+TINY_SAVE_HIDDEN_SIZE = 128
+"""Hidden size of models :func:`save_tiny_model` writes: 4 heads of 32 dimensions, the smallest
+head vLLM's CPU attention supports (16, the in-memory default's, fails at the first request)."""
+
 BOS_TOKEN = "<s>"
 EOS_TOKEN = "</s>"
 PAD_TOKEN = "<pad>"
@@ -274,11 +278,16 @@ def build_tiny(model_id: str) -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def save_tiny_model(path: str | Path, arch: str, seed: int = 0, **sizes: int) -> Path:
-    """Save a tiny model and its tokenizer to ``path`` so it loads like any local HF model."""
-    out = Path(path)
+def save_tiny_model(arch: str, directory: str | Path, *, seed: int = 0, **sizes: int) -> Path:
+    """Save a tiny ``arch`` model (seeded random weights) and its tokenizer, with its chat
+    template, to ``directory`` (``save_pretrained``), so it loads like any local HF model and
+    serves from vLLM. ``sizes``: as :func:`build_tiny_model`; the hidden size defaults to
+    :data:`TINY_SAVE_HIDDEN_SIZE` (vLLM's CPU attention needs heads of >= 32 dimensions).
+    Returns the folder."""
+    out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     tokenizer = build_tiny_tokenizer()
+    sizes.setdefault("hidden_size", TINY_SAVE_HIDDEN_SIZE)
     model = build_tiny_model(arch, seed=seed, tokenizer=tokenizer, **sizes)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
@@ -294,3 +303,23 @@ def config_summary(config: Any) -> Mapping[str, Any]:
     """The sizes of a transformers config, for logs and benchmark tables."""
     keys = ("model_type", "hidden_size", "num_hidden_layers", "vocab_size", "n_embd", "n_layer")
     return {k: getattr(config, k) for k in keys if hasattr(config, k)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m izero.hf.tiny --save DIR --arch llama [--seed N]``: save a tiny model."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="python -m izero.hf.tiny", description="Save a tiny random-weight model to a folder."
+    )
+    parser.add_argument("--save", required=True, metavar="DIR", help="folder to write")
+    parser.add_argument("--arch", default="llama", choices=TINY_ARCHS)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    out = save_tiny_model(args.arch, args.save, seed=args.seed)
+    print(out)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

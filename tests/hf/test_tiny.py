@@ -94,7 +94,7 @@ def test_load_causal_lm_tiny_and_saved_path_agree(tmp_path) -> None:
     model, tok = load_causal_lm("tiny:gpt2?hidden_size=32&num_layers=1&seed=4", device="cpu")
     assert model.dtype == torch.float32 and not model.training
     assert tok.padding_side == "left" and tok.pad_token_id is not None
-    save_tiny_model(tmp_path, "gpt2", seed=4, hidden_size=32, num_layers=1)
+    save_tiny_model("gpt2", tmp_path, seed=4, hidden_size=32, num_layers=1)
     loaded, loaded_tok = load_causal_lm(str(tmp_path), device="cpu")
     assert _same_weights(model, loaded)
     text = "Input: cat\nOutput: cats"
