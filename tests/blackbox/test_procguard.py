@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -164,3 +166,48 @@ def test_the_group_goes_when_its_ray_actor_is_killed(ray_local):
 def test_bad_invocations_start_nothing(argv):
     done = subprocess.run([sys.executable, str(GUARD), *argv], capture_output=True, timeout=30)
     assert done.returncode != 0
+
+
+def test_the_group_goes_when_the_driver_owning_the_actor_dies():
+    """Ray stops a dead driver's actors; the guard then stops the group the actor owned."""
+    tests_dir = str(Path(__file__).parent)
+    temp_dir = tempfile.mkdtemp(prefix="izr", dir="/tmp")  # short: Ray's socket paths
+    driver_code = "\n".join(
+        [
+            "import sys, time, ray",
+            "class Owner:",  # defined here, so that Ray ships it to the worker by value
+            "    def start(self, tests_dir):",
+            "        sys.path.insert(0, tests_dir)",
+            "        from test_procguard import _start_guarded, _tree",
+            "        self.pgid, self.write_end, log = _start_guarded(_tree())",
+            "        return self.pgid, str(log)",
+            f"ray.init(num_cpus=1, include_dashboard=False, _temp_dir={temp_dir!r})",
+            "owner = ray.remote(num_cpus=0)(Owner).remote()",
+            f"print(*ray.get(owner.start.remote({tests_dir!r})), flush=True)",
+            "time.sleep(600)",
+        ]
+    )
+    # its own session, so that the Ray processes it starts can all be cleaned up afterwards
+    driver = subprocess.Popen(
+        [sys.executable, "-c", driver_code],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        start_new_session=True,
+    )
+    pgid = None
+    try:
+        pgid_text, log = driver.stdout.readline().split()
+        pgid = int(pgid_text)
+        assert len(_wait_members(pgid, 3)) == 3
+        driver.kill()  # SIGKILL: no ray.shutdown, no cleanup in the driver
+        driver.wait()
+        assert _gone_within(pgid, 30.0)
+        assert "is gone" in Path(log).read_text()
+        Path(log).unlink(missing_ok=True)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(driver.pid, signal.SIGKILL)  # the Ray cluster that driver started
+        if pgid is not None and group_members(pgid):
+            os.killpg(pgid, signal.SIGKILL)
+        shutil.rmtree(temp_dir, ignore_errors=True)
