@@ -63,8 +63,6 @@ PROGRESS_EVERY_S = 15.0
 """Seconds between progress messages while the server starts."""
 LOG_TAIL_LINES = 15
 """Lines of the server's log shown when it fails to start."""
-PORT_ATTEMPTS = 3
-"""Launches tried when another process takes the chosen port first."""
 TINY_PREFIX = "tiny:"
 _DTYPES = ("auto", "float32", "float", "bfloat16", "float16", "half")
 _OWNED_FLAGS = ("--model", "--host", "--port", "--served-model-name", "--api-key")
@@ -281,7 +279,6 @@ class VLLMServer:
         self._log: Any = None
         self._launched_at = 0.0
         self._model_path: str | None = None
-        self._port_attempts = 0
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -402,8 +399,6 @@ class VLLMServer:
         deadline = time.monotonic() + wait_s
         while True:
             exited = not group_members(self._pgid)
-            if exited and self._port_taken() and self._retry_port():
-                exited = False
             elapsed = time.monotonic() - self._launched_at
             if exited:
                 return ServerStatus("exited", elapsed, self.last_line(), self._exit_status())
@@ -435,19 +430,6 @@ class VLLMServer:
                 with contextlib.suppress(ValueError):
                     return int(line.removeprefix(EXIT_NOTE).strip())
         return None
-
-    def _port_taken(self) -> bool:
-        return "address already in use" in self.log_tail(LOG_TAIL_LINES).lower()
-
-    def _retry_port(self) -> bool:
-        """Relaunch on another port if another process took this one (at most a few times)."""
-        self._port_attempts += 1
-        if self.options.port is not None or self._port_attempts >= PORT_ATTEMPTS:
-            return False
-        logger.info("port %s was taken; starting the vLLM server on another", self.port)
-        self._close_pipe()
-        self._spawn()
-        return True
 
     def fail(self, what: str) -> None:
         """Raise :class:`ServerStartError` with the log's last lines, after stopping."""
