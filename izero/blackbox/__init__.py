@@ -11,6 +11,8 @@ Public surface (imported lazily, so ``import izero.blackbox`` stays cheap):
 - :class:`SimulatedServer` / :class:`SimulatedOptions`: the offline endpoint on 127.0.0.1.
 - :class:`HFBlackBoxOptions` / :class:`HFScorer`: a local Hugging Face model as black box.
 - :class:`QueryTemplate`: the query text around an instruction and an example input.
+- :class:`VLLMServerOptions` / :class:`VLLMServer` / :class:`VLLMServerHandle`: a vLLM
+  OpenAI-compatible server izero starts, owns and stops (in a Ray actor with ``num_gpus``).
 - errors in :mod:`izero.blackbox.errors` (all :class:`izero.errors.BlackBoxError`).
 """
 
@@ -32,6 +34,7 @@ _EXPORTS = {
     "InsufficientQuotaError": "errors",
     "NotFoundError": "errors",
     "PermissionDeniedError": "errors",
+    "ServerStartError": "errors",
     "HFBlackBoxOptions": "hf_backend",
     "HFScorer": "hf_backend",
     "EndpointScorer": "pool",
@@ -43,6 +46,9 @@ _EXPORTS = {
     "ScoreResult": "scoring",
     "SimulatedOptions": "simulated",
     "SimulatedServer": "simulated",
+    "VLLMServer": "vllm_server",
+    "VLLMServerHandle": "vllm_server",
+    "VLLMServerOptions": "vllm_server",
 }
 
 __all__ = sorted(_EXPORTS)

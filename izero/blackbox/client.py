@@ -24,7 +24,7 @@ from typing import Any
 import aiohttp
 
 from izero.blackbox.cache import CachedAnswer, ResponseCache, request_key
-from izero.blackbox.config import EndpointConfig
+from izero.blackbox.config import MAX_TOKENS_PARAMS, EndpointConfig
 from izero.blackbox.errors import (
     AuthenticationError,
     BadRequestError,
@@ -44,7 +44,20 @@ TOKENS_PER_MESSAGE = 4
 RETRYABLE_STATUSES = frozenset({408, 409, 425, 500, 502, 503, 504, 520, 522, 524, 529})
 MAX_SERVER_MESSAGE_CHARS = 300
 CONNECTOR_LIMIT_FACTOR = 2
-_CONTEXT_RE = re.compile(r"context.length|maximum context|too many tokens|too long", re.I)
+_CONTEXT_RE = re.compile(
+    r"context.length|maximum context|too many tokens|too long|greater than max_model_len", re.I
+)
+_LIMIT_RES = (
+    re.compile(r"maximum context length is (\d+)", re.I),  # OpenAI, vLLM
+    re.compile(r"max_model_len\s*[=:]?\s*(\d+)", re.I),  # vLLM, max_tokens over the context
+    re.compile(r"context (?:length|window|size) (?:of|is) (\d+)", re.I),
+)
+_PROMPT_RES = (
+    re.compile(r"(at least \d+) input tokens", re.I),  # vLLM
+    re.compile(r"resulted in (\d+) tokens", re.I),  # OpenAI
+    re.compile(r"requested (\d+) tokens", re.I),
+)
+
 _DURATION_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|h|m|s)")
 
 
@@ -177,6 +190,7 @@ class ChatClient:
         self.stats = ClientStats()
         self._url = self.config.base_url + "/chat/completions"
         self._params = self.config.request_params()
+        self._served: asyncio.Task | None = None
 
     def _headers(self) -> dict[str, str]:
         headers = {"Content-Type": "application/json", **dict(self.config.headers)}
@@ -445,13 +459,14 @@ class ChatClient:
             raw = await resp.read()
         except (aiohttp.ClientError, asyncio.TimeoutError):
             raw = b""
-        code = kind = ""
+        code = kind = param = ""
         message = raw.decode("utf-8", "replace")
         try:
             error = json.loads(raw).get("error") or {}
             if isinstance(error, dict):
                 code = str(error.get("code") or "")
                 kind = str(error.get("type") or "")
+                param = str(error.get("param") or "")
                 message = str(error.get("message") or message)
             elif isinstance(error, str):
                 message = error
@@ -487,6 +502,16 @@ class ChatClient:
                 fix="use a key with access to this model, or choose a model the key can use",
             )
         if status == 404:
+            served = await self.served_models()
+            if served and self.config.model not in served:
+                names = ", ".join(served)
+                raise NotFoundError(
+                    f"the model {self.config.model!r} is not served here; GET /models lists: "
+                    f"{names}",
+                    endpoint=endpoint,
+                    status=status,
+                    fix=f"set the model name (blackbox.model, --model) to one of: {names}",
+                )
             raise NotFoundError(
                 f"not found ({message})",
                 endpoint=endpoint,
@@ -497,12 +522,15 @@ class ChatClient:
         if status in (400, 413, 422) and (
             code == "context_length_exceeded" or _CONTEXT_RE.search(message)
         ):
-            raise ContextLengthError(
-                f"the prompt does not fit the model's context ({message})",
+            raise context_length_error(message, param=param, endpoint=endpoint, status=status)
+        unsupported = code == "unsupported_parameter" or "supported" in message.lower()
+        if status == 400 and param in MAX_TOKENS_PARAMS and unsupported:
+            other = next(p for p in MAX_TOKENS_PARAMS if p != param)
+            raise BadRequestError(
+                f"the server does not accept {param!r} ({message})",
                 endpoint=endpoint,
                 status=status,
-                fix="lower max_tokens, shorten the instruction (generator max_new_tokens) or "
-                "the example inputs, or use a model with a longer context",
+                fix=f"send the answer length as {other!r} (blackbox.max_tokens_param: {other})",
             )
         raise BadRequestError(
             f"the server refused the request ({message})",
@@ -510,3 +538,52 @@ class ChatClient:
             status=status,
             fix="check the model name and the sampling parameters (extra_body) this server accepts",
         )
+
+    async def served_models(self) -> list[str]:
+        """The model names ``GET /models`` lists (asked once per client; empty if it fails)."""
+        if self._served is None:
+            self._served = asyncio.ensure_future(self._fetch_served_models())
+        return await asyncio.shield(self._served)
+
+    async def _fetch_served_models(self) -> list[str]:
+        headers = {k: v for k, v in self._headers().items() if k != "Content-Type"}
+        try:
+            async with self._get_session().get(
+                self.config.base_url + "/models", headers=headers
+            ) as resp:
+                if resp.status != 200:
+                    return []
+                data = json.loads(await resp.read())
+            return [str(m["id"]) for m in data["data"]]
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError, KeyError, TypeError):
+            return []
+
+
+def context_length_error(
+    message: str, *, param: str, endpoint: str, status: int
+) -> ContextLengthError:
+    """The stop for a request longer than the model's context, naming the limit and the fix."""
+    limit = next((m.group(1) for r in _LIMIT_RES if (m := r.search(message))), None)
+    context = (
+        f"the model's context of {limit} tokens" if limit else f"the model's context ({message})"
+    )
+    bigger = (
+        "serve the model with a longer context (a bigger max-model-len; "
+        "blackbox.vllm.max_model_len when izero starts the vLLM server)"
+    )
+    if param in MAX_TOKENS_PARAMS:
+        return ContextLengthError(
+            f"the answer length ({param}) does not fit {context}",
+            endpoint=endpoint,
+            status=status,
+            fix=f"lower blackbox.max_tokens (answers are short: 16-64 is plenty), or {bigger}",
+        )
+    prompt = next((m.group(1) for r in _PROMPT_RES if (m := r.search(message))), None)
+    has = f" (the prompt has {prompt} tokens)" if prompt else ""
+    return ContextLengthError(
+        f"the prompt does not fit {context}{has}",
+        endpoint=endpoint,
+        status=status,
+        fix="shorten the prompt (shorter demos or fewer examples in it, a shorter instruction: "
+        "generator.max_new_tokens, shorter task inputs, a lower blackbox.max_tokens), or " + bigger,
+    )

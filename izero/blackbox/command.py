@@ -19,7 +19,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from izero.blackbox.config import DEFAULT_API_KEY_ENV, DEFAULT_MAX_TOKENS, EndpointConfig
+from izero.blackbox.config import (
+    DEFAULT_API_KEY_ENV,
+    DEFAULT_MAX_TOKENS,
+    MAX_TOKENS_PARAMS,
+    EndpointConfig,
+)
 from izero.blackbox.pool import EndpointScorer
 from izero.blackbox.scoring import Scorer, ScoreResult
 from izero.blackbox.simulated import DEFAULT_MODEL, SimulatedOptions, SimulatedServer
@@ -56,6 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rpm", type=float, default=None, help="requests per minute limit")
     parser.add_argument("--tpm", type=float, default=None, help="tokens per minute limit")
     parser.add_argument("--max-tokens", type=int, default=DEFAULT_MAX_TOKENS)
+    parser.add_argument(
+        "--max-tokens-param",
+        choices=MAX_TOKENS_PARAMS,
+        default=MAX_TOKENS_PARAMS[0],
+        help="request field of --max-tokens (max_completion_tokens for newer OpenAI models)",
+    )
     parser.add_argument("--max-calls", type=int, default=None, help="budget: paid calls")
     parser.add_argument("--cache-dir", default=None, help="response cache folder")
     parser.add_argument("--out", default=None, help="per-example results (.jsonl/.parquet)")
@@ -143,6 +154,7 @@ def run(
             rpm=args.rpm,
             tpm=args.tpm,
             max_tokens=args.max_tokens,
+            max_tokens_param=args.max_tokens_param,
             max_calls=args.max_calls,
         )
         results = asyncio.run(_score_all(config, args, task, examples, scorer))

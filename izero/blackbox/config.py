@@ -24,6 +24,9 @@ DEFAULT_RATE_MARGIN = 0.02
 """Share of the RPM/TPM limit kept free to absorb jitter (2%: 20 ms on a 1-second window)."""
 DEFAULT_LEASE_HORIZON_S = 0.5
 """Seconds of request capacity a worker leases from the shared limiter at once."""
+MAX_TOKENS_PARAMS = ("max_tokens", "max_completion_tokens")
+"""Names servers accept for the answer length: ``max_tokens`` (most servers, vLLM) or
+``max_completion_tokens`` (OpenAI's newer models refuse ``max_tokens``; vLLM accepts both)."""
 DEFAULT_BACKOFF_BASE_S = 0.25
 DEFAULT_BACKOFF_CAP_S = 20.0
 
@@ -72,7 +75,9 @@ class EndpointConfig:
     ``max_cost``) stop the run before a call could exceed them. ``api_key`` is resolved from
     the environment variable ``api_key_env`` when not given and is never shown.
     ``cache_url``: what the response cache keys on instead of ``base_url``, for a server whose
-    address changes from run to run but that answers alike (the simulated one).
+    address changes from run to run but that answers alike (the simulated one, a vLLM server
+    izero starts). ``max_tokens_param``: the request field that carries ``max_tokens``, one of
+    :data:`MAX_TOKENS_PARAMS`.
     """
 
     base_url: str
@@ -98,6 +103,7 @@ class EndpointConfig:
     backoff_cap_s: float = DEFAULT_BACKOFF_CAP_S
     extra_body: tuple[tuple[str, Any], ...] | Mapping[str, Any] = ()
     cache_url: str | None = None
+    max_tokens_param: str = MAX_TOKENS_PARAMS[0]
 
     def __post_init__(self) -> None:
         if not isinstance(self.base_url, str) or not self.base_url.startswith(
@@ -139,6 +145,10 @@ class EndpointConfig:
         _positive("lease_horizon_s", self.lease_horizon_s, allow_none=False)
         _positive("backoff_base_s", self.backoff_base_s, allow_none=False)
         _positive("backoff_cap_s", self.backoff_cap_s, allow_none=False)
+        if self.max_tokens_param not in MAX_TOKENS_PARAMS:
+            raise ConfigError(
+                "max_tokens_param", self.max_tokens_param, f"one of {', '.join(MAX_TOKENS_PARAMS)}"
+            )
 
     @property
     def endpoint(self) -> str:
@@ -160,7 +170,7 @@ class EndpointConfig:
         """The sampling parameters sent with (and cached under) every call."""
         params: dict[str, Any] = {
             "temperature": float(self.temperature),
-            "max_tokens": int(self.max_tokens),
+            self.max_tokens_param: int(self.max_tokens),
         }
         params.update(dict(self.extra_body))
         return params

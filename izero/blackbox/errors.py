@@ -59,3 +59,8 @@ class InsufficientQuotaError(EndpointError):
 
 class BudgetExhaustedError(EndpointError):
     """The next paid call would exceed a configured budget cap (calls, tokens or money)."""
+
+
+class ServerStartError(BlackBoxError):
+    """A local black-box server (vLLM) izero starts did not become healthy; the message ends
+    with the last lines of its log."""

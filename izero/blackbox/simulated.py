@@ -128,6 +128,8 @@ class SimulatedOptions:
     headers (like many self-hosted servers and proxies): a client learns the limit from 429s.
     ``query_templates``: the query templates the server understands (the user message is
     parsed with each in turn; a message none of them parses gets an "unsure" answer).
+    ``refuse_max_tokens``: answer a request carrying ``max_tokens`` with OpenAI's 400
+    ``unsupported_parameter`` (its newer models want ``max_completion_tokens``).
     """
 
     seed: int = 0
@@ -147,6 +149,7 @@ class SimulatedOptions:
     max_context_tokens: int | None = None
     limit_headers: bool = True
     query_templates: tuple[QueryTemplate, ...] = (DEFAULT_QUERY,)
+    refuse_max_tokens: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "query_templates", tuple(self.query_templates))
@@ -421,7 +424,7 @@ class _App:
             body = await request.json()
             messages = body["messages"]
             prompt = sum(count_tokens(m["content"]) + 4 for m in messages) + 3
-            max_tokens = int(body.get("max_tokens") or 256)
+            max_tokens = int(body.get("max_tokens") or body.get("max_completion_tokens") or 256)
         except (ValueError, KeyError, TypeError):
             record.status = 400
             return self._error(400, "Invalid request body.", "invalid_request_error", None)
@@ -432,6 +435,20 @@ class _App:
                 f"The model `{body.get('model')}` does not exist.",
                 "invalid_request_error",
                 "model_not_found",
+            )
+        if opts.refuse_max_tokens and "max_tokens" in body:
+            record.status = 400
+            return web.json_response(
+                {
+                    "error": {
+                        "message": "Unsupported parameter: 'max_tokens' is not supported with "
+                        "this model. Use 'max_completion_tokens' instead.",
+                        "type": "invalid_request_error",
+                        "param": "max_tokens",
+                        "code": "unsupported_parameter",
+                    }
+                },
+                status=400,
             )
         if opts.max_context_tokens is not None and prompt + max_tokens > opts.max_context_tokens:
             record.status = 400

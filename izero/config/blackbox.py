@@ -27,6 +27,18 @@ DEFAULT_MAX_RETRIES = 6
 DEFAULT_CONCURRENCY = 32
 DEFAULT_SIM_LATENCY_S = 0.05
 DEFAULT_SIM_SEED = 0
+#: ``rpm`` when not set: DEFAULT_RPM for paid endpoints, no limit for a local model.
+RPM_AUTO = "auto"
+#: Backends whose model runs on the sweep's own machines: nothing billed, no rate limit.
+LOCAL_BACKENDS = ("hf", "vllm")
+#: Request fields that carry the answer length (see izero.blackbox.config.MAX_TOKENS_PARAMS).
+MAX_TOKENS_PARAMS = ("max_tokens", "max_completion_tokens")
+
+# vLLM server izero starts (backend vllm).
+DEFAULT_VLLM_DTYPE = "auto"
+DEFAULT_VLLM_STARTUP_TIMEOUT_S = 900.0
+DEFAULT_VLLM_CPU_KVCACHE_GB = 1
+VLLM_DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -73,29 +85,110 @@ class SimulatedServerConfig:
 
 
 @dataclass(frozen=True)
+class VLLMServerConfig:
+    """The vLLM OpenAI-compatible server izero starts for backend ``vllm``.
+
+    ``dtype``: vLLM's ``--dtype`` (``auto``: the checkpoint's; float32 on CPU). ``max_model_len``:
+    the context in tokens (null: the model's; smaller leaves more KV cache). ``served_model_name``:
+    the name requests use (null: ``blackbox.model``). ``gpu_memory_utilization``: share of the
+    GPU vLLM may take (null: 0.9, times ``blackbox.num_gpus`` when that is a fraction).
+    ``enforce_eager``: no CUDA graphs (null: eager on CPU only). ``cpu_kvcache_gb``: KV cache of a
+    server on CPU (GiB). ``extra_args``: more ``vllm serve`` flags, e.g. ``[--max-num-seqs, "64"]``.
+    ``startup_timeout_s``: seconds to become healthy.
+    """
+
+    _SECTION: ClassVar[str] = "blackbox.vllm."
+
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = DEFAULT_VLLM_DTYPE
+    max_model_len: int | None = None
+    served_model_name: str | None = None
+    gpu_memory_utilization: float | None = None
+    enforce_eager: bool | None = None
+    cpu_kvcache_gb: int = DEFAULT_VLLM_CPU_KVCACHE_GB
+    extra_args: tuple[str, ...] = ()
+    startup_timeout_s: float = DEFAULT_VLLM_STARTUP_TIMEOUT_S
+
+    def __post_init__(self) -> None:
+        s = self._SECTION
+        shown = ", ".join(VLLM_DTYPES)
+        check(self.dtype in VLLM_DTYPES, f"{s}dtype", self.dtype, f"one of {shown}")
+        if self.max_model_len is not None:
+            int_at_least(s, "max_model_len", self.max_model_len, 16)
+        if self.served_model_name is not None:
+            check(
+                bool(self.served_model_name.strip()),
+                f"{s}served_model_name",
+                self.served_model_name,
+                "a non-empty name or null (blackbox.model)",
+            )
+        share = self.gpu_memory_utilization
+        check(
+            share is None or (is_number(share) and 0 < share <= 1),
+            f"{s}gpu_memory_utilization",
+            share,
+            "a share in (0, 1] or null",
+        )
+        int_at_least(s, "cpu_kvcache_gb", self.cpu_kvcache_gb, 1)
+        owned = {
+            "--model": "blackbox.model",
+            "--served-model-name": f"{s}served_model_name",
+            "--dtype": f"{s}dtype",
+            "--max-model-len": f"{s}max_model_len",
+            "--gpu-memory-utilization": f"{s}gpu_memory_utilization",
+            "--tensor-parallel-size": "blackbox.num_gpus",
+            "--enforce-eager": f"{s}enforce_eager",
+            "--host": None,
+            "--port": None,
+            "--api-key": None,
+        }
+        for arg in self.extra_args:
+            flag = arg.split("=", 1)[0]
+            check(
+                flag not in owned,
+                f"{s}extra_args",
+                arg,
+                "flags izero does not set itself",
+                f"set {owned[flag]} instead" if owned.get(flag) else f"remove {flag}",
+            )
+        check(
+            is_number(self.startup_timeout_s) and self.startup_timeout_s > 0,
+            f"{s}startup_timeout_s",
+            self.startup_timeout_s,
+            "a positive number of seconds",
+        )
+
+
+@dataclass(frozen=True)
 class BlackBoxConfig:
     """The black-box LLM that answers under each instruction.
 
     ``backend``: ``simulated`` (offline, :class:`SimulatedServerConfig`), ``openai`` (any
-    OpenAI-compatible chat-completions endpoint at ``base_url``; needs ``model``) or ``hf`` (a
-    local Hugging Face ``model`` in a Ray actor). The API key is read from the environment
-    variable ``api_key_env`` at run time and never stored. Limits: ``rpm`` requests and ``tpm``
-    tokens per minute across all workers (None: no limit), ``timeout_s`` seconds per request,
-    ``max_retries`` retries of a transient failure, ``concurrency`` requests in flight. Prices
-    are per 1000 tokens; ``max_calls``, ``max_total_tokens`` and ``max_cost`` stop a sweep
-    before it spends more (None: no cap). ``num_gpus`` (backend ``hf`` only): GPUs for the
-    model's actor, 0 = CPU; a fraction such as 0.5 shares a GPU with a generator actor.
+    OpenAI-compatible chat-completions endpoint at ``base_url``; needs ``model``), ``vllm`` (a
+    vLLM server izero starts for a local ``model``, a folder or an id in the nodes' Hugging Face
+    cache, and stops when the sweep ends: :class:`VLLMServerConfig`) or ``hf`` (a local Hugging
+    Face ``model`` in a Ray actor). The API key is read from the environment variable
+    ``api_key_env`` at run time and never stored. Limits: ``rpm`` requests and ``tpm`` tokens
+    per minute across all workers (None: no limit; ``rpm`` unset: 600 for ``openai`` and
+    ``simulated``, no limit for the local ``vllm`` and ``hf``), ``timeout_s`` seconds per request,
+    ``max_retries`` retries of a transient failure, ``concurrency`` requests in flight.
+    ``max_tokens_param``: the request field carrying ``max_tokens`` (``max_completion_tokens``
+    for OpenAI models that refuse ``max_tokens``). Prices are per 1000 tokens; ``max_calls``,
+    ``max_total_tokens`` and ``max_cost`` stop a sweep before it spends more (None: no cap).
+    ``num_gpus`` (backends ``vllm`` and ``hf``): GPUs for the model's actor, 0 = CPU; a
+    fraction such as 0.5 shares a GPU with a generator actor; ``vllm`` also takes a whole number
+    above 1 (tensor parallel).
     """
 
     _SECTION: ClassVar[str] = "blackbox."
 
-    backend: Literal["simulated", "openai", "hf"] = DEFAULT_BACKEND
+    backend: Literal["simulated", "openai", "vllm", "hf"] = DEFAULT_BACKEND
     base_url: str | None = None
     model: str | None = None
     api_key_env: str = DEFAULT_API_KEY_ENV
     temperature: float = DEFAULT_TEMPERATURE
     max_tokens: int = DEFAULT_MAX_TOKENS
-    rpm: float | None = DEFAULT_RPM
+    max_tokens_param: Literal["max_tokens", "max_completion_tokens"] = MAX_TOKENS_PARAMS[0]
+    rpm: float | Literal["auto"] | None = RPM_AUTO
     tpm: float | None = None
     timeout_s: float = DEFAULT_TIMEOUT_S
     max_retries: int = DEFAULT_MAX_RETRIES
@@ -108,10 +201,14 @@ class BlackBoxConfig:
     concurrency: int = DEFAULT_CONCURRENCY
     num_gpus: float = 0.0
     simulated: SimulatedServerConfig = field(default_factory=SimulatedServerConfig)
+    vllm: VLLMServerConfig = field(default_factory=VLLMServerConfig)
 
     def __post_init__(self) -> None:
         s = self._SECTION
-        if self.backend in ("openai", "hf"):
+        if self.rpm == RPM_AUTO:
+            rpm = None if self.backend in LOCAL_BACKENDS else DEFAULT_RPM
+            object.__setattr__(self, "rpm", rpm)
+        if self.backend in ("openai", *LOCAL_BACKENDS):
             example = "gpt-4o-mini" if self.backend == "openai" else "Qwen/Qwen2.5-0.5B-Instruct"
             check(
                 bool(self.model and self.model.strip()),
@@ -187,9 +284,23 @@ class BlackBoxConfig:
                     f"remove blackbox.{name}; caps apply to paid endpoints (backend openai)",
                 )
         check(
-            self.num_gpus == 0 or self.backend == "hf",
+            self.num_gpus == 0 or self.backend in LOCAL_BACKENDS,
             f"{s}num_gpus",
             self.num_gpus,
-            "0 unless backend is 'hf' (only a local model runs on this cluster's GPUs)",
-            "remove blackbox.num_gpus, or set blackbox.backend: hf",
+            "0 unless backend is 'vllm' or 'hf' (only a local model runs on this cluster's GPUs)",
+            "remove blackbox.num_gpus, or set blackbox.backend: vllm",
         )
+        if self.backend == "vllm":
+            check(
+                self.num_gpus <= 1 or self.num_gpus == int(self.num_gpus),
+                f"{s}num_gpus",
+                self.num_gpus,
+                "a fraction of one GPU, or a whole number of GPUs (tensor parallel)",
+            )
+            check(
+                self.base_url is None,
+                f"{s}base_url",
+                self.base_url,
+                "null for backend 'vllm' (izero starts the server and knows its address)",
+                "remove blackbox.base_url, or use backend 'openai' for a server you run yourself",
+            )

@@ -32,6 +32,10 @@ def _convert(value: Any, tp: Any, path: str) -> Any:
         args = [a for a in get_args(tp) if a is not type(None)]
         if value is None:
             return None
+        for arg in args:  # a keyword such as "auto" beside a number
+            if get_origin(arg) is Literal and len(args) > 1 and value in get_args(arg):
+                return value
+        args = [a for a in args if get_origin(a) is not Literal] if len(args) > 1 else args
         if len(args) == 1:
             return _convert(value, args[0], path)
         return _convert_choice(value, args, path)

@@ -1,7 +1,8 @@
 """The stages as the driver sees them: generator pool, scoring pool and proposals.
 
-This is the one module that imports all three stages (``generator``, ``blackbox``, ``bo``).
-It builds them from a :class:`~izero.config.SweepConfig` and gives the loop a small surface:
+This is the one module (with :mod:`izero.driver.stages`, which builds them from a
+:class:`~izero.config.SweepConfig`) that holds all three stages (``generator``, ``blackbox``,
+``bo``). It gives the loop a small surface:
 ``generate``, ``score``, and what methods borrow through :mod:`izero.driver.services`
 (``sobol``, ``bo_propose``, ``run_cpu``, ``llm_complete``, ``features``). ``llm_complete`` goes
 to the ``proposer`` endpoint when the config has one, else to the black box's own pool.
@@ -22,81 +23,26 @@ from typing import Any
 
 import torch
 
-from izero.config import PromptsConfig, SweepConfig
+from izero.config import SweepConfig
 from izero.driver.plan import RunKey
-from izero.driver.proposals import ProposalBatcher, run_cpu
+from izero.driver.proposals import run_cpu
+from izero.driver.stages import (
+    any_method,
+    generator_pool,
+    proposal_batcher,
+    proposer_pool,
+    query_templates,
+    scoring_backend,
+    start_simulated_server,
+)
 from izero.errors import BlackBoxError, GeneratorError
 from izero.methods.base import Candidate, Demos
 from izero.tasks import Example, Task
 
 logger = logging.getLogger(__name__)
 
-#: API key the simulated server expects; it is a local test server, not a secret.
-SIMULATED_API_KEY = "sk-izero-simulated"
-#: Model name the simulated server reports.
-SIMULATED_MODEL = "izero-sim"
 #: Fewest instructions scored at once (see ``Backends._score_in_turn``).
 MIN_SCORING_TURNS = 4
-#: Simulated 5xx faults: the config's ``error_rate`` is split evenly between these.
-SIMULATED_5XX = ("500", "502", "503")
-
-
-def prompt_template(p: PromptsConfig) -> Any:
-    """The generator's :class:`~izero.generator.PromptTemplate` of the ``prompts`` section."""
-    from izero.generator import PromptTemplate
-
-    return PromptTemplate(
-        demo_template=p.demo_template,
-        demo_separator=p.demo_separator,
-        prompt_template=p.generator_prompt,
-        use_chat_template=p.use_chat_template,
-        system_prompt=p.generator_system,
-        clean=p.clean_instruction,
-    )
-
-
-def query_templates(p: PromptsConfig) -> dict[str, Any]:
-    """The black box's :class:`~izero.blackbox.QueryTemplate` of each split (dev, test) of the
-    ``prompts`` section."""
-    from izero.blackbox import QueryTemplate
-
-    return {
-        split: QueryTemplate(text, system=p.query_system, strip_instruction=p.clean_instruction)
-        for split, text in (("dev", p.dev_query), ("test", p.test_query))
-    }
-
-
-def start_simulated_server(config: SweepConfig, tasks: dict[str, Task]) -> Any:
-    """Start the offline OpenAI-compatible endpoint on 127.0.0.1, knowing ``tasks``' answers
-    and understanding the queries of ``config.prompts``."""
-    from izero.blackbox import SimulatedOptions, SimulatedServer
-    from izero.tasks.builtin import BUILTIN_TASKS
-
-    sim = config.blackbox.simulated
-    faults = {code: sim.error_rate / len(SIMULATED_5XX) for code in SIMULATED_5XX}
-    faults.update(hang=sim.timeout_rate, malformed=sim.malformed_rate, drop=sim.drop_rate)
-    server = SimulatedServer(
-        tasks=list(tasks.values()),
-        keywords={
-            name: BUILTIN_TASKS[name].keywords
-            for name, task in tasks.items()
-            if task.source == "builtin" and name in BUILTIN_TASKS
-        },
-        options=SimulatedOptions(
-            seed=sim.seed,
-            model=config.blackbox.model or SIMULATED_MODEL,
-            latency_s=sim.latency_s,
-            rpm=sim.rpm,
-            window_s=60.0,
-            fault_rates={k: v for k, v in faults.items() if v > 0},
-            hang_s=2 * config.blackbox.timeout_s,
-            api_key=SIMULATED_API_KEY,
-            query_templates=tuple(dict.fromkeys(query_templates(config.prompts).values())),
-        ),
-        in_subprocess=True,  # keeps a busy server off the driver's GIL
-    )
-    server.start()
-    return server
 
 
 def as_cache_hit(result: Any) -> Any:
@@ -128,121 +74,6 @@ def as_cache_hit(result: Any) -> Any:
     )
 
 
-def _scoring_backend(config: SweepConfig, server: Any, cache_dir: Path) -> tuple[str, Any]:
-    """The black box of ``config``: (model name, scorer with ``async score(...)``)."""
-    bb = config.blackbox
-    if bb.backend == "hf":
-        from izero.blackbox import HFBlackBoxOptions, HFScorer
-
-        options = HFBlackBoxOptions(
-            model_path=bb.model,
-            max_new_tokens=bb.max_tokens,
-            device="cuda" if bb.num_gpus > 0 else "cpu",
-            dtype="auto",
-        )
-        scorer = HFScorer(options, cache_dir=cache_dir, num_gpus=bb.num_gpus)
-        return bb.model, scorer
-    from izero.blackbox import EndpointConfig, ScoringPool
-
-    base_url, model, api_key, cache_url = bb.base_url, bb.model, None, None
-    if server is not None:
-        base_url, api_key, model = server.base_url, SIMULATED_API_KEY, model or SIMULATED_MODEL
-        # its port changes from run to run, its answers do not: a resume hits the cache
-        cache_url = f"simulated://seed={bb.simulated.seed}"
-    endpoint = EndpointConfig(
-        base_url=base_url,
-        model=model,
-        api_key=api_key,
-        api_key_env=bb.api_key_env,
-        temperature=bb.temperature,
-        max_tokens=bb.max_tokens,
-        headers=dict(bb.headers),
-        timeout_s=bb.timeout_s,
-        rpm=bb.rpm,
-        tpm=bb.tpm,
-        max_retries=bb.max_retries,
-        price_prompt_per_1k=bb.price_per_1k_prompt,
-        price_completion_per_1k=bb.price_per_1k_completion,
-        max_calls=bb.max_calls,
-        max_total_tokens=bb.max_total_tokens,
-        max_cost=bb.max_cost,
-        concurrency=bb.concurrency,
-        cache_url=cache_url,
-    )
-    return model, ScoringPool(endpoint, cache_dir=cache_dir)
-
-
-def _proposer_pool(config: SweepConfig, cache_dir: Path) -> tuple[str, Any]:
-    """The sweep's separate ``proposer`` endpoint: (model name, pool with ``complete``)."""
-    from izero.blackbox import EndpointConfig, ScoringPool
-
-    p = config.proposer
-    assert p is not None and p.base_url is not None and p.model is not None  # validated
-    endpoint = EndpointConfig(
-        base_url=p.base_url,
-        model=p.model,
-        api_key_env=p.api_key_env,
-        headers=dict(p.headers),
-        timeout_s=p.timeout_s,
-        rpm=p.rpm,
-        tpm=p.tpm,
-        max_retries=p.max_retries,
-        price_prompt_per_1k=p.price_per_1k_prompt,
-        price_completion_per_1k=p.price_per_1k_completion,
-        max_calls=p.max_calls,
-        max_total_tokens=p.max_total_tokens,
-        max_cost=p.max_cost,
-        concurrency=p.concurrency,
-    )
-    # the same cache file as the black box's: keys name the endpoint, so they never collide
-    return p.model, ScoringPool(endpoint, cache_dir=cache_dir)
-
-
-def _generator_pool(config: SweepConfig) -> Any:
-    from izero.generator import GeneratorPool
-
-    g = config.generator
-    return GeneratorPool(
-        num_actors=g.num_actors,
-        model=g.model,
-        dtype=g.dtype,
-        device=g.device,
-        max_new_tokens=g.max_new_tokens,
-        n_prompt_tokens=g.n_prompt_tokens,
-        intrinsic_dim=g.intrinsic_dim,
-        projection_init=g.projection_init,
-        projection_scale=g.projection_scale,
-        batch_size=g.batch_size,
-        engine=g.engine,
-        hf_cache_implementation=g.hf_cache_implementation,
-        vllm_max_model_len=g.vllm_max_model_len,
-        vllm_gpu_memory_utilization=g.vllm_gpu_memory_utilization,
-        vllm_enforce_eager=g.vllm_enforce_eager,
-        template=prompt_template(config.prompts),
-    )
-
-
-def _proposal_batcher(config: SweepConfig) -> ProposalBatcher:
-    from izero.bo import ProposerOptions
-
-    o = config.optimizer
-    options = ProposerOptions(
-        kernel=o.kernel,
-        acquisition=o.acquisition,
-        num_restarts=o.num_restarts,
-        raw_samples=o.raw_samples,
-    )
-    return ProposalBatcher(options=options)
-
-
-def _any_method(config: SweepConfig, flag: str) -> bool:
-    """Whether a method of the sweep sets the class flag ``flag`` (``llm_proposer``: asks an
-    LLM to propose instructions; ``uses_generator``: needs the generator)."""
-    from izero.methods.registry import method_class
-
-    return any(getattr(method_class(m), flag) for m in config.methods)
-
-
 class Backends:
     """Everything the loop calls, built from a config; close it when the sweep ends.
 
@@ -264,19 +95,19 @@ class Backends:
         self.query_templates = query_templates(config.prompts)
         if config.blackbox.backend == "simulated":
             self.server = start_simulated_server(config, tasks)
-        self.blackbox_model, self.scoring = _scoring_backend(config, self.server, cache_dir)
+        self.blackbox_model, self.scoring = scoring_backend(config, self.server, cache_dir)
         # the LLM that proposes instructions (ape): a separate endpoint, else the black box
         self.proposer_model: str | None = None
         self.proposer: Any = None
         self._own_proposer = False
-        if config.proposer is not None and _any_method(config, "llm_proposer"):
-            self.proposer_model, self.proposer = _proposer_pool(config, cache_dir)
+        if config.proposer is not None and any_method(config, "llm_proposer"):
+            self.proposer_model, self.proposer = proposer_pool(config, cache_dir)
             self._own_proposer = True
         elif config.proposer is None and config.blackbox.backend != "hf":
             self.proposer_model, self.proposer = self.blackbox_model, self.scoring
         # no generator actors (nor GPUs) for sweeps of methods that never generate
-        self.generator = _generator_pool(config) if _any_method(config, "uses_generator") else None
-        self.proposals = _proposal_batcher(config)
+        self.generator = generator_pool(config) if any_method(config, "uses_generator") else None
+        self.proposals = proposal_batcher(config)
 
     # -- what the loop calls ------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ import pytest
 from izero.blackbox.config import EndpointConfig
 from izero.blackbox.errors import (
     AuthenticationError,
+    BadRequestError,
     BudgetExhaustedError,
     ContextLengthError,
     InsufficientQuotaError,
@@ -237,7 +238,21 @@ def test_insufficient_quota_stops_cleanly(make_server, sum_task):
 
 def test_wrong_model_and_context_length_stop(make_server, sum_task):
     server = make_server(max_context_tokens=40)
-    with pytest.raises(NotFoundError, match="models"):
-        _score(_config(server, model="no-such-model", rpm=600), GOOD, sum_task.induce[:3])
-    with pytest.raises(ContextLengthError, match="context"):
-        _score(_config(server, max_tokens=30, rpm=600), GOOD, sum_task.induce[:3])
+    with pytest.raises(NotFoundError, match=f"one of: {MODEL}$") as info:
+        _score(_config(server, model="no-such-model", concurrency=1), GOOD, sum_task.induce[:3])
+    assert "'no-such-model' is not served here" in str(info.value)
+    with pytest.raises(ContextLengthError, match="context of 40 tokens") as info:
+        _score(_config(server, max_tokens=30, concurrency=1), GOOD, sum_task.induce[:3])
+    message = str(info.value)
+    assert server.base_url in message and "fewer examples" in message and "\n" not in message
+    # the 404 asked GET /models once; the 400 was never retried
+    assert server.stats()["by_status"] == {"404": 1, "400": 1}
+
+
+def test_max_completion_tokens_for_servers_that_refuse_max_tokens(make_server, sum_task):
+    server = make_server(refuse_max_tokens=True)
+    with pytest.raises(BadRequestError, match="max_tokens_param: max_completion_tokens"):
+        _score(_config(server, concurrency=1), GOOD, sum_task.induce[:2])
+    config = _config(server, max_tokens=5, max_tokens_param="max_completion_tokens")
+    result, _ = _score(config, GOOD, sum_task.induce[:4])
+    assert result.n_answered == 4 and server.stats()["by_status"] == {"400": 1, "200": 4}

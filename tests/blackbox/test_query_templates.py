@@ -12,7 +12,7 @@ from izero.blackbox.pool import EndpointScorer
 from izero.blackbox.prompts import DEFAULT_QUERY, QueryTemplate
 from izero.blackbox.simulated import UNKNOWN_ANSWER
 from izero.config import PromptsConfig
-from izero.driver.backends import query_templates
+from izero.driver.stages import query_templates
 from izero.errors import ConfigError
 
 from .conftest import MODEL, SECRET_KEY, exact_scorer

@@ -91,7 +91,7 @@ ORIGINAL_TEXT = (
 
 def _template(preset: str, **fields):
     from izero.config import PromptsConfig
-    from izero.driver.backends import prompt_template
+    from izero.driver.stages import prompt_template
 
     return prompt_template(PromptsConfig.from_preset(preset, **fields))
 
