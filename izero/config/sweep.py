@@ -88,6 +88,7 @@ class SweepConfig:
                 f"did you mean '{hint[0]}'?" if hint else "use one of those names",
             )
         check(len(set(self.methods)) == len(self.methods), "methods", self.methods, "no duplicates")
+        self._check_generator_serves()
         for method in self.method_options:
             check(
                 method in self.methods,
@@ -195,6 +196,25 @@ class SweepConfig:
                     f"a task from {where}",
                     fix + "`izero tasks [--data-dir DIR]` lists them",
                 )
+
+    def _check_generator_serves(self) -> None:
+        """Refuse a method that needs generator features with an engine that cannot give them."""
+        from izero.methods.registry import method_class
+
+        needing = [m for m in self.methods if method_class(m).needs_features]
+        if not needing:
+            return
+        from izero.generator.engines import ENGINES_SERVING_FEATURES
+
+        check(
+            self.generator.engine in ENGINES_SERVING_FEATURES,
+            "generator.engine",
+            self.generator.engine,
+            f"an engine that computes generator features ({', '.join(ENGINES_SERVING_FEATURES)}) "
+            f"for method {needing[0]}",
+            f"set generator.engine: {ENGINES_SERVING_FEATURES[0]}, or drop {needing[0]} from "
+            "methods",
+        )
 
     def method_options_for(self, method: str) -> Any:
         """The options object of ``method`` (its ``options_class`` built from

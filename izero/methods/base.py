@@ -276,6 +276,8 @@ class Method(ABC):
             (``services.llm_complete``); its rows then name the proposer's model.
         uses_generator: whether its candidates need the open-source generator (soft prompts,
             sampled decodes, features); a sweep whose methods all say no starts no generator.
+        needs_features: whether it asks for generator features (``services.features``); the
+            config then refuses a generator engine that cannot compute them.
 
     Args:
         run: the run's task, seed and budget.
@@ -288,6 +290,7 @@ class Method(ABC):
     soft_prompt: ClassVar[bool] = False
     llm_proposer: ClassVar[bool] = False
     uses_generator: ClassVar[bool] = True
+    needs_features: ClassVar[bool] = False
 
     def __init__(self, run: RunInfo, options: Any, services: MethodServices):
         self.run = run

@@ -111,6 +111,7 @@ class Instinct(Method):
     """
 
     name = "instinct"
+    needs_features = True
     options_class = InstinctOptions
     soft_prompt = True
 

@@ -126,3 +126,9 @@ def test_candidate_is_exactly_one_kind_and_round_trips_json():
         Candidate.sampled(temperature=1.0, sample_seed=7, demos=(("a", "b"),)),
     ):
         assert Candidate.from_json(json.loads(json.dumps(c.to_json()))) == c
+
+
+def test_a_method_that_needs_features_refuses_an_engine_without_them():
+    with pytest.raises(ConfigError, match=r"'generator\.engine'.*features.*instinct"):
+        config_from_dict({"methods": ["instinct"], "generator": {"engine": "vllm"}})
+    assert config_from_dict({"methods": ["instinct"]}).generator.engine == "hf"
