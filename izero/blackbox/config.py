@@ -73,6 +73,9 @@ class EndpointConfig:
     the environment variable ``api_key_env`` when not given and is never shown.
     ``cache_url``: what the response cache keys on instead of ``base_url``, for a server whose
     address changes from run to run but that answers alike (the simulated one).
+    ``outage_allowance_s``: seconds to hold every call and probe an endpoint that answers
+    nothing before giving up (:mod:`izero.blackbox.health`); ``None``: no outage detection,
+    each call fails on its own after its retries.
     """
 
     base_url: str
@@ -98,6 +101,7 @@ class EndpointConfig:
     backoff_cap_s: float = DEFAULT_BACKOFF_CAP_S
     extra_body: tuple[tuple[str, Any], ...] | Mapping[str, Any] = ()
     cache_url: str | None = None
+    outage_allowance_s: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.base_url, str) or not self.base_url.startswith(
@@ -139,6 +143,7 @@ class EndpointConfig:
         _positive("lease_horizon_s", self.lease_horizon_s, allow_none=False)
         _positive("backoff_base_s", self.backoff_base_s, allow_none=False)
         _positive("backoff_cap_s", self.backoff_cap_s, allow_none=False)
+        _positive("outage_allowance_s", self.outage_allowance_s)
 
     @property
     def endpoint(self) -> str:
