@@ -25,13 +25,14 @@ import aiohttp
 from izero.blackbox.cache import CachedAnswer, ResponseCache, request_key
 from izero.blackbox.config import EndpointConfig
 from izero.blackbox.errors import (
-    AuthenticationError,
     BadRequestError,
     ContextLengthError,
     EndpointError,
     InsufficientQuotaError,
     NotFoundError,
     PermissionDeniedError,
+    missing_key_error,
+    rejected_key_error,
 )
 from izero.blackbox.health import ANSWERED, OUTAGE_KINDS, UNSENT, HealthClient
 from izero.blackbox.ratelimit import LeaseClient, Slot
@@ -533,14 +534,10 @@ class ChatClient:
             raise _Transient("429", retry_after_s(resp.headers), rate_limited=True)
         if status in RETRYABLE_STATUSES:
             raise _Transient(str(status), retry_after_s(resp.headers))
+        if status in (401, 403) and not self.config.key():
+            raise missing_key_error(endpoint, self.config.api_key_env, status, message)
         if status == 401:
-            raise AuthenticationError(
-                f"the API key was rejected ({message})",
-                endpoint=endpoint,
-                status=status,
-                fix=f"set the environment variable {self.config.api_key_env} (or api_key in "
-                "the config) to a valid key for this endpoint",
-            )
+            raise rejected_key_error(endpoint, self.config.api_key_env, status, message)
         if status == 403:
             raise PermissionDeniedError(
                 f"the key may not use this model or endpoint ({message})",

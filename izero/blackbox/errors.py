@@ -59,3 +59,27 @@ class InsufficientQuotaError(EndpointError):
 
 class BudgetExhaustedError(EndpointError):
     """The next paid call would exceed a configured budget cap (calls, tokens or money)."""
+
+
+def missing_key_error(endpoint: str, variable: str, status: int, detail: str = "") -> EndpointError:
+    """A 401/403 to a request sent without a key: the variable is named (the key is absent)."""
+    return AuthenticationError(
+        f"no API key was sent: the environment variable {variable} is not set (or is empty), "
+        f"and the endpoint requires one{f' ({detail})' if detail else ''}",
+        endpoint=endpoint,
+        status=status,
+        fix=f"export {variable}=<your key> before running izero, or name the variable that "
+        "holds it in blackbox.api_key_env",
+    )
+
+
+def rejected_key_error(
+    endpoint: str, variable: str, status: int, detail: str = ""
+) -> EndpointError:
+    """A 401 to a request that carried the key read from ``variable``."""
+    return AuthenticationError(
+        f"the API key in {variable} was rejected{f' ({detail})' if detail else ''}",
+        endpoint=endpoint,
+        status=status,
+        fix=f"set the environment variable {variable} to a valid key for this endpoint",
+    )

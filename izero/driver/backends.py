@@ -24,6 +24,7 @@ import torch
 from izero.config import SweepConfig
 from izero.driver.plan import RunKey
 from izero.driver.proposals import ProposalBatcher, run_cpu
+from izero.driver.reask import score_answered
 from izero.errors import BlackBoxError, GeneratorError
 from izero.methods.base import Candidate, Demos
 from izero.tasks import Example, Task
@@ -114,16 +115,38 @@ def _scoring_backend(config: SweepConfig, server: Any, cache_dir: Path) -> tuple
         )
         scorer = HFScorer(options, cache_dir=cache_dir, num_gpus=bb.num_gpus)
         return bb.model, scorer
-    from izero.blackbox import EndpointConfig, ScoringPool
+    from izero.blackbox import ScoringPool
 
-    base_url, model, api_key, cache_url = bb.base_url, bb.model, None, None
-    if server is not None:
-        base_url, api_key, model = server.base_url, SIMULATED_API_KEY, model or SIMULATED_MODEL
+    if server is None:
+        endpoint = endpoint_config(config)
+    else:
         # its port changes from run to run, its answers do not: a resume hits the cache
-        cache_url = f"simulated://seed={bb.simulated.seed}"
-    endpoint = EndpointConfig(
-        base_url=base_url,
-        model=model,
+        endpoint = endpoint_config(
+            config,
+            base_url=server.base_url,
+            model=bb.model or SIMULATED_MODEL,
+            api_key=SIMULATED_API_KEY,
+            cache_url=f"simulated://seed={bb.simulated.seed}",
+        )
+    return endpoint.model, ScoringPool(endpoint, cache_dir=cache_dir)
+
+
+def endpoint_config(
+    config: SweepConfig,
+    *,
+    base_url: str | None = None,
+    model: str | None = None,
+    api_key: str | None = None,
+    cache_url: str | None = None,
+) -> Any:
+    """The :class:`~izero.blackbox.EndpointConfig` of ``config``'s black box (``base_url``,
+    ``model``, ``api_key``: the simulated server's, instead of the config's)."""
+    from izero.blackbox import EndpointConfig
+
+    bb = config.blackbox
+    return EndpointConfig(
+        base_url=base_url or bb.base_url,
+        model=model or bb.model,
         api_key=api_key,
         api_key_env=bb.api_key_env,
         temperature=bb.temperature,
@@ -140,8 +163,8 @@ def _scoring_backend(config: SweepConfig, server: Any, cache_dir: Path) -> tuple
         max_cost=bb.max_cost,
         concurrency=bb.concurrency,
         cache_url=cache_url,
+        outage_allowance_s=bb.outage_allowance_s,
     )
-    return model, ScoringPool(endpoint, cache_dir=cache_dir)
 
 
 def _generator_pool(config: SweepConfig) -> Any:
@@ -257,7 +280,10 @@ class Backends:
         another, and one run's proposals are computed while the others' are scored.
         """
         async with self._turns:
-            return await self.scoring.score(instruction, examples, metric, tag=tag)
+            # examples left unanswered are asked again before the evaluation is recorded
+            return await score_answered(
+                lambda: self.scoring.score(instruction, examples, metric, tag=tag)
+            )
 
     # -- what methods borrow (see izero.driver.services) ----------------------------------------
 

@@ -6,7 +6,9 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,16 +16,16 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 
 from izero.config import SweepConfig, config_to_dict
 from izero.driver.cache_backup import BACKUP_INTERVAL_S, CacheBackup
 from izero.driver.loop import PlannedRun, RunOutcome, SweepLoop
-from izero.driver.plan import RunKey, plan_runs
+from izero.driver.plan import RunKey
 from izero.driver.progress import Progress
 from izero.driver.recorder import Recorder
-from izero.errors import ConfigError
+from izero.errors import ConfigError, IZeroError
 from izero.results import ResultsStore
-from izero.tasks import load_task, make_splits
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +33,8 @@ logger = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 5.0
 #: Folder (under a local results path) of the black-box response cache.
 CACHE_DIR_NAME = "cache"
+#: Signals that stop a sweep cleanly (answers on their way are kept).
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass
@@ -71,6 +75,25 @@ def _init_ray(num_cpus: int | None = None) -> None:
     )
 
 
+class SweepInterrupted(IZeroError):
+    """A sweep stopped by SIGINT (Ctrl-C) or SIGTERM after it kept what was paid for.
+
+    ``signal_name``: ``"SIGINT"`` or ``"SIGTERM"``; ``recorded``: whether anything of the sweep
+    is in its results (if not, nothing was left behind and the same command starts afresh).
+    """
+
+    def __init__(self, signal_name: str, *, recorded: bool):
+        self.signal_name = signal_name
+        self.recorded = recorded
+        kept = (
+            "answers already paid for are in the response cache and every finished round in "
+            "the results"
+            if recorded
+            else "nothing had been recorded, so nothing was kept"
+        )
+        super().__init__(f"interrupted by {signal_name}; {kept}")
+
+
 def run_sweep(
     config: SweepConfig,
     *,
@@ -80,6 +103,14 @@ def run_sweep(
 ) -> SweepOutcome:
     """Run ``config``'s sweep to completion and return where its results are.
 
+    Before Ray starts or anything is written, :func:`~izero.driver.preflight.preflight` reads
+    the tasks and checks the output path, the key and the endpoint. A sweep that then stops
+    before its first evaluation is recorded takes back what it wrote (provenance,
+    checkpoints), so the corrected command is not refused as an unfinished sweep.
+
+    SIGINT (Ctrl-C) and SIGTERM stop it cleanly: nothing new is sent, answers already on their
+    way land in the response cache, and :class:`SweepInterrupted` is raised.
+
     Args:
         config: a validated sweep config.
         resume: continue the sweep already at ``config.output_path`` (nothing finished is
@@ -88,37 +119,52 @@ def run_sweep(
         on_progress: called every few seconds with the progress counters.
         backends_factory: builds the stages (default :class:`~izero.driver.backends.Backends`).
     """
-    from izero.results.provenance import collect_provenance
+    from izero.driver.preflight import preflight
 
     store = ResultsStore(config.output_path)
+    with _stop_signals() as stop:
+        fresh = False  # this attempt started the sweep: it may take back what it wrote
+        try:
+            prepared = preflight(config, store)
+            if resume:
+                if not store.exists():
+                    logger.warning("--resume: no sweep at %s yet; starting a new one", store.uri)
+                elif store.is_finished():
+                    logger.info("sweep at %s is already finished", store.uri)
+            else:
+                store.ensure_new_sweep(overwrite=config.output.overwrite)
+            fresh = not store.exists()
+            return _run_prepared(
+                config, store, prepared, resume, on_progress, backends_factory, stop
+            )
+        except BaseException as err:
+            if fresh and not _recorded(store):
+                _take_back_start(store)
+            if stop and isinstance(err, (KeyboardInterrupt, asyncio.CancelledError)):
+                raise SweepInterrupted(stop[0], recorded=store.exists()) from None
+            raise
+
+
+def _run_prepared(
+    config: SweepConfig,
+    store: ResultsStore,
+    prepared: Any,
+    resume: bool,
+    on_progress: Callable[[Progress], None] | None,
+    backends_factory: Callable[..., Any] | None,
+    stop: list[str],
+) -> SweepOutcome:
+    from izero.results.provenance import collect_provenance
+
     if resume:
-        if not store.exists():
-            logger.warning("--resume: no sweep at %s yet; starting a new one", store.uri)
-        elif store.is_finished():
-            logger.info("sweep at %s is already finished", store.uri)
         old = store.read_provenance()
         if old is not None:
             _check_same_sweep(old.config, config_to_dict(config))
-    else:
-        store.ensure_new_sweep(overwrite=config.output.overwrite)
     if store.read_provenance() is None:
         store.write_provenance(
             collect_provenance(config=config_to_dict(config), seeds=config.seeds, sweep=config.name)
         )
-
-    tasks = {name: load_task(name, data_dir=config.data_dir) for name in config.tasks}
-    b = config.budget
-    runs = [
-        (
-            key,
-            make_splits(
-                tasks[key.task], seed=key.seed, n_demos=b.n_demos, n_dev=b.n_dev, n_test=b.n_test
-            ),
-        )
-        for key in plan_runs(config.tasks, config.methods, config.seeds)
-    ]
-    runs = [(k, _with_metric(s, config.metric_overrides.get(k.task, s.metric))) for k, s in runs]
-
+    tasks, runs = prepared.tasks, prepared.runs
     _init_ray()
     factory = backends_factory
     if factory is None:
@@ -148,13 +194,76 @@ def run_sweep(
         if found:
             logger.info("resuming: %d evaluations already recorded at %s", found, store.uri)
         loop = SweepLoop(backends=backends, recorder=recorder, progress=progress)
-        outcomes = asyncio.run(_run_with_progress(loop, planned, progress, on_progress, backup))
+        outcomes = asyncio.run(
+            _run_with_progress(loop, planned, progress, on_progress, backup, stop)
+        )
         _compact(store)
         store.mark_finished()
     finally:
-        backends.close()
+        backends.close()  # requests already sent land (and are cached) before the pool stops
         backup.close()
     return SweepOutcome(uri=store.uri, outcomes=outcomes, progress=progress)
+
+
+@contextlib.contextmanager
+def _stop_signals():
+    """Turn SIGTERM into the same clean stop as SIGINT while a sweep runs (main thread only).
+
+    Yields a list that holds the name of the first stopping signal once one came. Outside the
+    event loop a signal raises ``KeyboardInterrupt`` where the sweep is; inside it, the loop's
+    handler cancels the runs so that they stop at their next await (see
+    :func:`_run_with_progress`).
+    """
+    stop: list[str] = []
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+
+    def handler(signum, frame):
+        if not stop:
+            stop.append(signal.Signals(signum).name)
+        raise KeyboardInterrupt
+
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, handler)
+    try:
+        yield stop
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+def _recorded(store: ResultsStore) -> bool:
+    """Whether any evaluation of the sweep is in its results."""
+    try:
+        return store.read_evaluations(columns=["eval_index"]).num_rows > 0
+    except (OSError, pa.ArrowException, IZeroError):
+        return True  # unreadable: keep everything
+
+
+def _take_back_start(store: ResultsStore) -> None:
+    """Remove what a sweep writes before its first evaluation (provenance, checkpoints), so
+    the corrected command is not refused; the response cache stays (it blocks nothing)."""
+    from izero.results.store import CHECKPOINT_DIR, PROVENANCE_FILE
+
+    removed = False
+    for name, remove in (
+        (CHECKPOINT_DIR, store.fs.delete_dir),
+        (PROVENANCE_FILE, store.fs.delete_file),
+    ):
+        path = store.path(name)
+        if store.fs.get_file_info(path).type != pafs.FileType.NotFound:
+            try:
+                remove(path)
+                removed = True
+            except (OSError, pa.ArrowException) as err:
+                logger.warning("could not remove %s (%s)", path, err)
+    if removed:
+        logger.info(
+            "nothing was evaluated: removed this attempt's provenance and checkpoints at %s",
+            store.uri,
+        )
 
 
 def _compact(store: ResultsStore) -> None:
@@ -172,12 +281,18 @@ def _compact(store: ResultsStore) -> None:
 
 
 async def _run_with_progress(
-    loop: SweepLoop, runs: list, progress: Progress, on_progress, backup: CacheBackup
+    loop: SweepLoop,
+    runs: list,
+    progress: Progress,
+    on_progress,
+    backup: CacheBackup,
+    stop: list[str] | None = None,
 ) -> list:
     async def report() -> None:
         last_backup = time.monotonic()
         while True:
             await asyncio.sleep(PROGRESS_INTERVAL_S)
+            progress.outage = await _outage_line(loop.backends)
             if on_progress is not None:
                 on_progress(progress)
             else:
@@ -187,13 +302,52 @@ async def _run_with_progress(
                 await _backup(backup)
 
     reporter = asyncio.create_task(report())
+    main = asyncio.current_task()
+    handled = _cancel_on_signals(main, stop) if stop is not None else {}
     try:
         return await loop.run_all(runs)
     finally:
+        for sig, previous in handled.items():
+            asyncio.get_running_loop().remove_signal_handler(sig)
+            signal.signal(sig, previous)  # the loop leaves the default behind
         reporter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reporter
         await _backup(backup)  # also when the sweep stops on an error: answers paid so far
+
+
+def _cancel_on_signals(main: asyncio.Task | None, stop: list[str]) -> dict[int, Any]:
+    """While the runs go: the first SIGINT/SIGTERM cancels them (a clean stop). Returns the
+    handlers it replaced, by signal."""
+    if main is None or threading.current_thread() is not threading.main_thread():
+        return {}
+    loop = asyncio.get_running_loop()
+    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
+
+    def on_signal(sig: signal.Signals) -> None:
+        if not stop:
+            stop.append(sig.name)
+            logger.warning(
+                "%s: stopping; nothing new is sent and answers on their way are kept",
+                sig.name,
+            )
+            main.cancel()
+
+    for sig in STOP_SIGNALS:
+        loop.add_signal_handler(sig, on_signal, sig)
+    return previous
+
+
+async def _outage_line(backends: Any) -> str:
+    """The scoring pool's outage line ("" when healthy or not tracked)."""
+    view_of = getattr(getattr(backends, "scoring", None), "health_view", None)
+    if view_of is None:
+        return ""
+    try:
+        view = await view_of()
+    except Exception:  # progress must never stop a sweep
+        return ""
+    return view.line() if view is not None else ""
 
 
 async def _backup(backup: CacheBackup) -> None:
@@ -223,12 +377,6 @@ def _make_method(
     demos = tuple((ex.input, ex.output) for ex in splits.demos)
     services = RunServices(backends, key, demos)
     return method_class(key.method)(run, config.method_options_for(key.method), services)
-
-
-def _with_metric(splits: Any, metric: str) -> Any:
-    from dataclasses import replace
-
-    return splits if splits.metric == metric else replace(splits, metric=metric)
 
 
 def _check_same_sweep(old: dict[str, Any], new: dict[str, Any]) -> None:
