@@ -149,7 +149,6 @@ class HealthCore:
         self.last_answer = clock()
         self.streak = 0
         self.failures: collections.Counter[str] = collections.Counter()
-        self.attempts_in_outage = 0
         self.outage_since: float | None = None
         self.epoch = 0
         self.next_probe_at = 0.0
@@ -174,10 +173,8 @@ class HealthCore:
             if self.outage_since is None:
                 self.streak += 1
                 self._maybe_trip(now)
-            else:
-                self.attempts_in_outage += 1
-                if probe:
-                    self._probe_failed(now)
+            elif probe:
+                self._probe_failed(now)
 
     def _answered(self, now: float) -> None:
         self.last_answer = now
@@ -206,7 +203,6 @@ class HealthCore:
         self.outage_since = now
         self.epoch += 1
         self.probes_failed = 0
-        self.attempts_in_outage = 0
         self.next_probe_at = now + PROBE_BASE_S
         self.probe_until = None
         logger.warning(
@@ -273,6 +269,7 @@ class HealthCore:
         self._maybe_trip(now)
         if self.outage_since is None:
             return HealthView(epoch=self.epoch, endpoint=self.endpoint)
+        next_probe = 0.0 if self.probe_until is not None else max(0.0, self.next_probe_at - now)
         return HealthView(
             outage=True,
             epoch=self.epoch,
@@ -280,7 +277,7 @@ class HealthCore:
             silent_s=now - self.last_answer,
             failures=tuple(sorted(self.failures.items())),
             allowance_left_s=max(0.0, self.outage_since + self.allowance_s - now),
-            next_probe_s=0.0 if self.probe_until is not None else self.next_probe_at - now,
+            next_probe_s=next_probe,
             endpoint=self.endpoint,
         )
 
@@ -347,7 +344,9 @@ def create_health_actor(config, *, node_id: str | None = None):
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    actor_cls = ray.remote(num_cpus=0, max_restarts=0)(_HealthActorImpl)
+    # its state is soft: a restarted actor starts healthy and learns an outage again from the
+    # next failures, so Ray may restart it and re-send the calls in flight
+    actor_cls = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(_HealthActorImpl)
     options: dict = {}
     if node_id is not None:
         options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=True)
@@ -457,7 +456,11 @@ class HealthClient:
         pending, self._pending = self._pending, []
         if not pending:
             return
-        status, payload = await self.backend.report(pending)
+        try:
+            status, payload = await self.backend.report(pending)
+        except Exception as err:  # the shared health actor is gone: scoring goes on without
+            logger.warning("endpoint health report failed (%s); outcomes dropped", err)
+            return
         if status == "error":
             self.fatal = payload
             return

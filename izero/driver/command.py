@@ -69,7 +69,7 @@ def resume_command(args: argparse.Namespace, argv0: str | None = None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from izero.driver.sweep import SweepInterrupted
+    from izero.driver.interrupt import SweepInterrupted
 
     try:
         return _run(args)

@@ -6,9 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +18,7 @@ import pyarrow.fs as pafs
 
 from izero.config import SweepConfig, config_to_dict
 from izero.driver.cache_backup import BACKUP_INTERVAL_S, CacheBackup
+from izero.driver.interrupt import SweepInterrupted, cancel_on_signals, stop_signals
 from izero.driver.loop import PlannedRun, RunOutcome, SweepLoop
 from izero.driver.plan import RunKey
 from izero.driver.progress import Progress
@@ -33,8 +32,6 @@ logger = logging.getLogger(__name__)
 PROGRESS_INTERVAL_S = 5.0
 #: Folder (under a local results path) of the black-box response cache.
 CACHE_DIR_NAME = "cache"
-#: Signals that stop a sweep cleanly (answers on their way are kept).
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 @dataclass
@@ -75,25 +72,6 @@ def _init_ray(num_cpus: int | None = None) -> None:
     )
 
 
-class SweepInterrupted(IZeroError):
-    """A sweep stopped by SIGINT (Ctrl-C) or SIGTERM after it kept what was paid for.
-
-    ``signal_name``: ``"SIGINT"`` or ``"SIGTERM"``; ``recorded``: whether anything of the sweep
-    is in its results (if not, nothing was left behind and the same command starts afresh).
-    """
-
-    def __init__(self, signal_name: str, *, recorded: bool):
-        self.signal_name = signal_name
-        self.recorded = recorded
-        kept = (
-            "answers already paid for are in the response cache and every finished round in "
-            "the results"
-            if recorded
-            else "nothing had been recorded, so nothing was kept"
-        )
-        super().__init__(f"interrupted by {signal_name}; {kept}")
-
-
 def run_sweep(
     config: SweepConfig,
     *,
@@ -122,7 +100,7 @@ def run_sweep(
     from izero.driver.preflight import preflight
 
     store = ResultsStore(config.output_path)
-    with _stop_signals() as stop:
+    with stop_signals() as stop:
         fresh = False  # this attempt started the sweep: it may take back what it wrote
         try:
             prepared = preflight(config, store)
@@ -205,35 +183,6 @@ def _run_prepared(
     return SweepOutcome(uri=store.uri, outcomes=outcomes, progress=progress)
 
 
-@contextlib.contextmanager
-def _stop_signals():
-    """Turn SIGTERM into the same clean stop as SIGINT while a sweep runs (main thread only).
-
-    Yields a list that holds the name of the first stopping signal once one came. Outside the
-    event loop a signal raises ``KeyboardInterrupt`` where the sweep is; inside it, the loop's
-    handler cancels the runs so that they stop at their next await (see
-    :func:`_run_with_progress`).
-    """
-    stop: list[str] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield stop
-        return
-
-    def handler(signum, frame):
-        if not stop:
-            stop.append(signal.Signals(signum).name)
-        raise KeyboardInterrupt
-
-    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-    for sig in STOP_SIGNALS:
-        signal.signal(sig, handler)
-    try:
-        yield stop
-    finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-
-
 def _recorded(store: ResultsStore) -> bool:
     """Whether any evaluation of the sweep is in its results."""
     try:
@@ -302,40 +251,14 @@ async def _run_with_progress(
                 await _backup(backup)
 
     reporter = asyncio.create_task(report())
-    main = asyncio.current_task()
-    handled = _cancel_on_signals(main, stop) if stop is not None else {}
     try:
-        return await loop.run_all(runs)
+        with contextlib.nullcontext() if stop is None else cancel_on_signals(stop):
+            return await loop.run_all(runs)
     finally:
-        for sig, previous in handled.items():
-            asyncio.get_running_loop().remove_signal_handler(sig)
-            signal.signal(sig, previous)  # the loop leaves the default behind
         reporter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await reporter
         await _backup(backup)  # also when the sweep stops on an error: answers paid so far
-
-
-def _cancel_on_signals(main: asyncio.Task | None, stop: list[str]) -> dict[int, Any]:
-    """While the runs go: the first SIGINT/SIGTERM cancels them (a clean stop). Returns the
-    handlers it replaced, by signal."""
-    if main is None or threading.current_thread() is not threading.main_thread():
-        return {}
-    loop = asyncio.get_running_loop()
-    previous = {sig: signal.getsignal(sig) for sig in STOP_SIGNALS}
-
-    def on_signal(sig: signal.Signals) -> None:
-        if not stop:
-            stop.append(sig.name)
-            logger.warning(
-                "%s: stopping; nothing new is sent and answers on their way are kept",
-                sig.name,
-            )
-            main.cancel()
-
-    for sig in STOP_SIGNALS:
-        loop.add_signal_handler(sig, on_signal, sig)
-    return previous
 
 
 async def _outage_line(backends: Any) -> str:

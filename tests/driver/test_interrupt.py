@@ -1,9 +1,9 @@
 """Interrupted and killed sweeps resume without repaying and reproduce the uninterrupted sweep.
 
 The sweeps run as real ``python -m izero sweep`` processes against a simulated endpoint this
-test owns (it outlives them and remembers every request it answered). Two instructzero runs
-(two seeds) share the proposal step, so their GP fits are batched together at moments that
-depend on timing: the rows must still come out the same, bit for bit.
+test owns (it outlives them and remembers every request it answered). Three instructzero runs
+(three seeds) reach their proposal steps together, so their GP fits share Ray tasks in ways
+that depend on timing: the rows must still come out the same, bit for bit.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.slow
 
 KEY = "sk-interrupt-test-key-0123"
 VAR = "IZERO_INTERRUPT_TEST_KEY"
-CONCURRENCY = 8
+CONCURRENCY = 24  # several runs' rounds are scored at once and end together
 ROW_FIELDS = (
     "task",
     "method",
@@ -46,7 +46,7 @@ ROW_FIELDS = (
     "score_vector",
     "duplicate_of",
 )
-#: Where the interrupts fall, as answered requests (the whole sweep answers about 180).
+#: Where the interrupts fall, as answered requests (the whole sweep answers about 270).
 SEED = int(os.environ.get("IZERO_INTERRUPT_SEED", time.time_ns() % 10_000))
 
 
@@ -54,7 +54,7 @@ def _raw(base_url: str, out: Path) -> dict:
     return {
         "name": "interrupt",
         "tasks": ["sum"],
-        "seeds": [0, 1],
+        "seeds": [0, 1, 2],
         "methods": ["instructzero"],
         "budget": {"preset": "smoke", "n_rounds": 3},
         "generator": {"model": "tiny:llama", "device": "cpu", "max_new_tokens": 12},
