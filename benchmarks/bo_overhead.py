@@ -15,6 +15,12 @@ q=25 proposals per task.
   reference's proposals, both on the reference's fitted model of the task (mean over the
   reference tasks).
 
+- isolation (``--isolation``): izero's warm proposal time with every task fitted and optimised
+  alone (``isolate_tasks=True``, the default: a run's proposals do not depend on which runs
+  share its batch) against one batched model for all tasks (``isolate_tasks=False``), timed
+  alternately ``--repeats`` times in one process (best of each); the JSON line then adds
+  ``"isolated_over_batched"`` (time ratio, warm, at the headline n).
+
 Prints a table; the last line is JSON with the figures at n=150 (or the largest n run).
 Run: ``PYTHONPATH=$PWD python benchmarks/bo_overhead.py [--n 150] [--ref-tasks 3]``
 (``--options JSON`` overrides ProposerOptions).
@@ -75,6 +81,17 @@ def run_izero(tasks, *, warm: bool, options: dict):
     return time.perf_counter() - start, out
 
 
+def isolation_timings(tasks, options: dict, repeats: int) -> tuple[float, float]:
+    """Best warm proposal seconds with tasks fitted alone and in one batch, timed alternately
+    (so that both see the same load)."""
+    best = {True: float("inf"), False: float("inf")}
+    for _ in range(repeats):
+        for isolate in (True, False):
+            seconds, _ = run_izero(tasks, warm=True, options={**options, "isolate_tasks": isolate})
+            best[isolate] = min(best[isolate], seconds)
+    return best[True], best[False]
+
+
 def reference_model(z, y, s):
     from botorch.models import SingleTaskGP
     from botorch.models.transforms.outcome import Standardize
@@ -131,6 +148,12 @@ def main() -> None:
         "--options", default="{}", help="JSON overrides of izero.bo.ProposerOptions"
     )
     parser.add_argument("--no-cold", action="store_true", help="skip the cold izero timing")
+    parser.add_argument(
+        "--isolation",
+        action="store_true",
+        help="also time isolated (default) against batched fits, side by side",
+    )
+    parser.add_argument("--repeats", type=int, default=2, help="timings per mode (--isolation)")
     args = parser.parse_args()
     options = json.loads(args.options)
     warnings.filterwarnings("ignore", category=NumericalWarning)  # jitter notes, both sides
@@ -151,8 +174,11 @@ def main() -> None:
             ei_izero = q_ei(model, proposals[t].to(torch.float64), best)
             ratios.append(ei_izero / ei_ref if ei_ref > 0 else float("nan"))
         ref_all = sum(ref_times) / k * args.tasks
+        iso = isolation_timings(tasks, options, args.repeats) if args.isolation else (None, None)
         rows.append(
             {
+                "isolated_s": iso[0],
+                "batched_s": iso[1],
                 "n": n,
                 "izero_warm_s": warm_s,
                 "izero_cold_s": cold_s,
@@ -186,10 +212,22 @@ def main() -> None:
             f"{r['acq_ratio_mean']:>10.3f} {r['acq_ratio_min']:>6.3f}"
         )
     print("* extrapolated: reference seconds per task x number of tasks")
+    if args.isolation:
+        print()
+        print(f"{'n':>5} {'isolated s':>11} {'batched s':>10} {'isolated/batched':>17}")
+        for r in rows:
+            ratio = r["isolated_s"] / r["batched_s"]
+            print(f"{r['n']:>5} {r['isolated_s']:>11.2f} {r['batched_s']:>10.2f} {ratio:>17.2f}")
     head = next((r for r in rows if r["n"] == 150), rows[-1])
+    extra = (
+        {"isolated_over_batched": round(head["isolated_s"] / head["batched_s"], 3)}
+        if args.isolation
+        else {}
+    )
     print(
         json.dumps(
             {
+                **extra,
                 "n": head["n"],
                 "speedup_vs_reference": round(head["speedup_warm"], 2),
                 "speedup_vs_reference_cold": round(head["speedup_cold"], 2),

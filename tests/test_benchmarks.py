@@ -124,9 +124,18 @@ def test_scoring_throughput_against_a_vllm_server():
 
 
 def test_bo_overhead_small():
-    out = _run("bo_overhead.py", "--n", "25", "--tasks", "2", "--ref-tasks", "1", "--no-cold")
+    out = _run(
+        "bo_overhead.py",
+        "--n", "25",
+        "--tasks", "2",
+        "--ref-tasks", "1",
+        "--no-cold",
+        "--isolation",
+        "--repeats", "1",
+    )  # fmt: skip
     assert set(out) >= {"speedup_vs_reference", "acq_value_ratio", "seconds_all_tasks"}
     assert out["n"] == 25 and out["seconds_all_tasks"] > 0
+    assert out["isolated_over_batched"] > 0
 
 
 def test_sweep_e2e_small(data_dir):

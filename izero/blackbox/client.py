@@ -26,15 +26,18 @@ import aiohttp
 from izero.blackbox.cache import CachedAnswer, ResponseCache, request_key
 from izero.blackbox.config import MAX_TOKENS_PARAMS, EndpointConfig
 from izero.blackbox.errors import (
-    AuthenticationError,
     BadRequestError,
     ContextLengthError,
     EndpointError,
     InsufficientQuotaError,
     NotFoundError,
     PermissionDeniedError,
+    missing_key_error,
+    rejected_key_error,
 )
+from izero.blackbox.health import ANSWERED, OUTAGE_KINDS, UNSENT, HealthClient
 from izero.blackbox.ratelimit import LeaseClient, Slot
+from izero.errors import BlackBoxError
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +169,9 @@ class ChatClient:
 
     ``lease``: this process's :class:`LeaseClient` (shared limiter); ``cache``: a
     :class:`ResponseCache` or ``None`` (no cache); ``session``: an aiohttp session or ``None``
-    (one is created with a connector sized to ``config.concurrency``); ``rng``: jitter source.
+    (one is created with a connector sized to ``config.concurrency``); ``rng``: jitter source;
+    ``health``: this process's :class:`~izero.blackbox.health.HealthClient` (``None``: no
+    outage detection, each call fails on its own after its retries).
     """
 
     def __init__(
@@ -177,9 +182,11 @@ class ChatClient:
         cache: ResponseCache | None = None,
         session: aiohttp.ClientSession | None = None,
         rng: random.Random | None = None,
+        health: HealthClient | None = None,
     ):
         self.config = config.resolved()
         self.lease = lease
+        self.health = health
         self.cache = cache
         self._session = session
         self._own_session = session is None
@@ -187,6 +194,9 @@ class ChatClient:
         self._inflight: dict[str, asyncio.Future] = {}
         self._semaphore = asyncio.Semaphore(self.config.concurrency)
         self._known_limits: tuple[float | None, float | None] = (None, None)
+        self._sending = 0
+        self._sent_all = asyncio.Event()
+        self._sent_all.set()
         self.stats = ClientStats()
         self._url = self.config.base_url + "/chat/completions"
         self._params = self.config.request_params()
@@ -210,8 +220,33 @@ class ChatClient:
             )
         return self._session
 
-    async def close(self) -> None:
-        """Flush limiter bookings and close the HTTP session if this client made it."""
+    async def close(self, *, drain_s: float | None = None) -> None:
+        """Stop sending, let the requests already sent come back (their answers are paid for:
+        they are cached, not dropped; at most ``drain_s`` seconds, default the request timeout),
+        flush limiter bookings and close the HTTP session if this client made it."""
+        stopped = BlackBoxError(
+            f"the client for {self.config.endpoint} is closing; no new requests are sent"
+        )
+        if self.lease.fatal is None:
+            self.lease.fatal = stopped
+        if self.health is not None:
+            self.health.close(stopped)
+        if self._sending:
+            wait = self.config.timeout_s if drain_s is None else drain_s
+            logger.info(
+                "%s: waiting up to %.0fs for %d requests already sent",
+                self.config.endpoint,
+                wait,
+                self._sending,
+            )
+            try:
+                await asyncio.wait_for(self._sent_all.wait(), timeout=wait)
+            except asyncio.TimeoutError:
+                logger.warning(
+                    "%s: %d requests sent were not answered before closing",
+                    self.config.endpoint,
+                    self._sending,
+                )
         try:
             await self.lease.close()
         finally:
@@ -302,25 +337,50 @@ class ChatClient:
         times: list[float] = []
         statuses: list[str] = []
         last = "unknown"
-        for attempt in range(self.config.max_retries + 1):
-            slot = await self.lease.acquire(est_tokens=est_tokens, est_cost=est_cost)
-            times.append(time.time())
-            self.stats.attempts += 1
+        failures = 0  # failed attempts that count against max_retries
+        failed_at: float | None = None  # monotonic send time of the last failed attempt
+        asked = False  # whether this call asked for the health verdict on its last failure
+        while True:
+            probe = False
+            if self.health is not None:
+                # during an outage the call is held here and keeps its retries: an attempt
+                # that failed while the endpoint was down is the outage's, not the call's
+                probe = await self.health.ready()
+                if failed_at is not None and self.health.outage_seen_since(failed_at):
+                    failures, failed_at, asked = failures - 1, None, False
+            if failures > self.config.max_retries:
+                if self.health is not None and last in OUTAGE_KINDS and not asked:
+                    asked = True  # an outage may be declared in a moment: then it is held
+                    await self.health.verdict()
+                    continue
+                break
             try:
-                text, usage = await self._attempt(body, slot)
+                slot = await self.lease.acquire(est_tokens=est_tokens, est_cost=est_cost)
+            except BaseException:
+                self._report(UNSENT, probe)
+                raise
+            times.append(time.time())
+            failed_at = time.monotonic()
+            self.stats.attempts += 1
+            self._sending += 1
+            self._sent_all.clear()
+            try:
+                text, usage = await self._sent(body, slot)
             except _Transient as err:
                 last = err.kind
                 statuses.append(err.kind)
                 self._count(err.kind)
+                self._report(err.kind, probe)
+                failures += 1
                 if err.rate_limited:
                     self.stats.rate_limited += 1
                     await self.lease.on_rate_limited(err.retry_after)
                 else:
-                    wait = self._backoff(attempt, err.retry_after)
+                    wait = self._backoff(failures - 1, err.retry_after)
                     logger.debug(
                         "%s: attempt %d failed (%s); retrying in %.2fs",
                         self.config.endpoint,
-                        attempt + 1,
+                        len(times),
                         err.kind,
                         wait,
                     )
@@ -328,8 +388,13 @@ class ChatClient:
                 continue
             except EndpointError as err:
                 statuses.append(str(err.status) if err.status else type(err).__name__)
+                self._report(ANSWERED, probe)  # the server answered, if not as hoped
                 await self.lease.stop_all(err)
                 raise
+            except BaseException:
+                self._report(UNSENT, probe)
+                raise
+            self._report(ANSWERED, probe)
             prompt_tokens, completion_tokens = usage
             cost = self.config.call_cost(prompt_tokens, completion_tokens)
             statuses.append("200")
@@ -348,7 +413,7 @@ class ChatClient:
                 started_at=started,
                 finished_at=time.time(),
                 status="200",
-                attempts=attempt + 1,
+                attempts=len(times),
                 prompt_tokens=prompt_tokens,
                 completion_tokens=completion_tokens,
                 cached=False,
@@ -379,8 +444,21 @@ class ChatClient:
         )
         return CallOutcome(None, record)
 
+    def _report(self, kind: str, probe: bool) -> None:
+        if self.health is not None:
+            self.health.record(kind, probe=probe)
+
     def _count(self, status: str) -> None:
         self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
+
+    async def _sent(self, body: dict, slot: Slot) -> tuple[str, tuple[int, int]]:
+        """One attempt, counted while it is on its way (see :meth:`close`)."""
+        try:
+            return await self._attempt(body, slot)
+        finally:
+            self._sending -= 1
+            if not self._sending:
+                self._sent_all.set()
 
     async def _attempt(self, body: dict, slot: Slot) -> tuple[str, tuple[int, int]]:
         session = self._get_session()
@@ -486,14 +564,10 @@ class ChatClient:
             raise _Transient("429", retry_after_s(resp.headers), rate_limited=True)
         if status in RETRYABLE_STATUSES:
             raise _Transient(str(status), retry_after_s(resp.headers))
+        if status in (401, 403) and not self.config.key():
+            raise missing_key_error(endpoint, self.config.api_key_env, status, message)
         if status == 401:
-            raise AuthenticationError(
-                f"the API key was rejected ({message})",
-                endpoint=endpoint,
-                status=status,
-                fix=f"set the environment variable {self.config.api_key_env} (or api_key in "
-                "the config) to a valid key for this endpoint",
-            )
+            raise rejected_key_error(endpoint, self.config.api_key_env, status, message)
         if status == 403:
             raise PermissionDeniedError(
                 f"the key may not use this model or endpoint ({message})",

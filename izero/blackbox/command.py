@@ -21,11 +21,13 @@ from typing import Any
 
 from izero.blackbox.config import (
     DEFAULT_API_KEY_ENV,
+    DEFAULT_MAX_RETRIES,
     DEFAULT_MAX_TOKENS,
     MAX_TOKENS_PARAMS,
     EndpointConfig,
 )
 from izero.blackbox.pool import EndpointScorer
+from izero.blackbox.preflight import check_endpoint
 from izero.blackbox.scoring import Scorer, ScoreResult
 from izero.blackbox.simulated import DEFAULT_MODEL, SimulatedOptions, SimulatedServer
 from izero.errors import IZeroError
@@ -34,6 +36,10 @@ from izero.tasks.types import Example, Task
 logger = logging.getLogger(__name__)
 
 DEFAULT_N_EXAMPLES = 50
+#: ``izero score`` waits this long (seconds) for an endpoint that stops answering mid-way.
+DEFAULT_OUTAGE_ALLOWANCE_S = 60.0
+#: Exit status when an instruction got no answer at all (every call failed).
+EXIT_UNANSWERED = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -68,12 +74,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="request field of --max-tokens (max_completion_tokens for newer OpenAI models)",
     )
     parser.add_argument("--max-calls", type=int, default=None, help="budget: paid calls")
+    parser.add_argument(
+        "--max-retries",
+        type=int,
+        default=DEFAULT_MAX_RETRIES,
+        help="retries of a call after a transient failure",
+    )
     parser.add_argument("--cache-dir", default=None, help="response cache folder")
     parser.add_argument("--out", default=None, help="per-example results (.jsonl/.parquet)")
     parser.add_argument(
         "--simulated",
         action="store_true",
         help="start the offline simulated endpoint for this call",
+    )
+    parser.add_argument(
+        "--outage-allowance-s",
+        type=float,
+        default=DEFAULT_OUTAGE_ALLOWANCE_S,
+        help="seconds to hold calls and probe an endpoint that answers nothing before giving up",
+    )
+    parser.add_argument(
+        "--no-preflight",
+        action="store_true",
+        help="do not check the endpoint (GET /models or a 1-token completion) before scoring",
     )
 
 
@@ -127,7 +150,8 @@ def write_rows(rows: list[dict[str, Any]], path: Path) -> None:
 def run(
     args: argparse.Namespace, *, task: Task | None = None, scorer: Scorer | None = None, out=None
 ) -> int:
-    """Run ``izero score``; returns the exit status (0 ok, 2 a stopped run or bad input).
+    """Run ``izero score``; returns the exit status (0 ok, 1 an instruction got no answer at
+    all, 2 a stopped run or bad input).
 
     ``task``: use this task instead of loading ``args.task``; ``scorer``: ``None`` =
     ``izero.tasks.metrics.score_answer``; ``out``: stream for the report (``None`` = stdout).
@@ -156,7 +180,11 @@ def run(
             max_tokens=args.max_tokens,
             max_tokens_param=args.max_tokens_param,
             max_calls=args.max_calls,
+            max_retries=args.max_retries,
+            outage_allowance_s=args.outage_allowance_s,
         )
+        if not args.no_preflight and not args.simulated:
+            asyncio.run(check_endpoint(config))
         results = asyncio.run(_score_all(config, args, task, examples, scorer))
     except IZeroError as err:
         print(f"izero score: {err}", file=sys.stderr)
@@ -177,6 +205,15 @@ def run(
     if args.out:
         write_rows(rows, Path(args.out))
         print(f"per-example results: {args.out}", file=out)
+    unanswered = [r for r in results if examples and r.n_answered == 0]
+    if unanswered:
+        statuses = sorted({rec.status for r in unanswered for rec in r.call_records})
+        print(
+            f"izero score: {len(unanswered)} of {len(results)} instructions got no answer at all "
+            f"(last statuses: {', '.join(statuses)}); their scores are unknown, not 0",
+            file=sys.stderr,
+        )
+        return EXIT_UNANSWERED
     return 0
 
 

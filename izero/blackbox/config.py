@@ -77,7 +77,9 @@ class EndpointConfig:
     ``cache_url``: what the response cache keys on instead of ``base_url``, for a server whose
     address changes from run to run but that answers alike (the simulated one, a vLLM server
     izero starts). ``max_tokens_param``: the request field that carries ``max_tokens``, one of
-    :data:`MAX_TOKENS_PARAMS`.
+    :data:`MAX_TOKENS_PARAMS`. ``outage_allowance_s``: seconds to hold every call and probe an
+    endpoint that answers nothing before giving up (:mod:`izero.blackbox.health`); ``None``: no
+    outage detection, each call fails on its own after its retries.
     """
 
     base_url: str
@@ -104,6 +106,7 @@ class EndpointConfig:
     extra_body: tuple[tuple[str, Any], ...] | Mapping[str, Any] = ()
     cache_url: str | None = None
     max_tokens_param: str = MAX_TOKENS_PARAMS[0]
+    outage_allowance_s: float | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.base_url, str) or not self.base_url.startswith(
@@ -149,6 +152,7 @@ class EndpointConfig:
             raise ConfigError(
                 "max_tokens_param", self.max_tokens_param, f"one of {', '.join(MAX_TOKENS_PARAMS)}"
             )
+        _positive("outage_allowance_s", self.outage_allowance_s)
 
     @property
     def endpoint(self) -> str:

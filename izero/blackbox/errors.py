@@ -64,3 +64,27 @@ class BudgetExhaustedError(EndpointError):
 class ServerStartError(BlackBoxError):
     """A local black-box server (vLLM) izero starts did not become healthy; the message ends
     with the last lines of its log."""
+
+
+def missing_key_error(endpoint: str, variable: str, status: int, detail: str = "") -> EndpointError:
+    """A 401/403 to a request sent without a key: the variable is named (the key is absent)."""
+    return AuthenticationError(
+        f"no API key was sent: the environment variable {variable} is not set (or is empty), "
+        f"and the endpoint requires one{f' ({detail})' if detail else ''}",
+        endpoint=endpoint,
+        status=status,
+        fix=f"export {variable}=<your key> before running izero, or name the variable that "
+        "holds it in blackbox.api_key_env",
+    )
+
+
+def rejected_key_error(
+    endpoint: str, variable: str, status: int, detail: str = ""
+) -> EndpointError:
+    """A 401 to a request that carried the key read from ``variable``."""
+    return AuthenticationError(
+        f"the API key in {variable} was rejected{f' ({detail})' if detail else ''}",
+        endpoint=endpoint,
+        status=status,
+        fix=f"set the environment variable {variable} to a valid key for this endpoint",
+    )

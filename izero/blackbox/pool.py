@@ -22,6 +22,13 @@ from izero.blackbox.cache import ResponseCache
 from izero.blackbox.client import ChatClient, ClientStats
 from izero.blackbox.completion import CompletionResult, SamplingParams, complete_prompts
 from izero.blackbox.config import EndpointConfig
+from izero.blackbox.health import (
+    HealthClient,
+    HealthView,
+    LocalHealth,
+    RemoteHealth,
+    create_health_actor,
+)
 from izero.blackbox.prompts import QueryTemplate
 from izero.blackbox.ratelimit import (
     LeaseClient,
@@ -41,13 +48,18 @@ DEFAULT_NUM_WORKERS = 2
 """Worker processes of a pool; each keeps up to ``config.concurrency`` calls in flight."""
 WORKER_MAX_CONCURRENCY = 1000
 """Concurrent method calls one async worker actor accepts (instructions in flight)."""
+CLOSE_MARGIN_S = 10.0
+"""Seconds :meth:`ScoringPool.close` waits for the workers beyond the request timeout (they
+let requests already sent come back first, so that their answers are cached)."""
 
 
 class EndpointScorer:
     """Scores instructions against one endpoint inside the current process and event loop.
 
     ``limiter``: a :class:`LocalLimiter`/:class:`RemoteLimiter` (``None`` = a private
-    :class:`LocalLimiter`, enough when only this process calls the endpoint); ``cache_dir``:
+    :class:`LocalLimiter`, enough when only this process calls the endpoint); ``health``: a
+    :class:`LocalHealth`/:class:`RemoteHealth` (``None`` = a private one when
+    ``config.outage_allowance_s`` is set, else no outage detection); ``cache_dir``:
     where the response cache lives (``None`` = no cache); ``scorer``: ``None`` =
     ``izero.tasks.metrics.score_answer``.
     """
@@ -60,14 +72,22 @@ class EndpointScorer:
         cache_dir: str | Path | None = None,
         scorer: Scorer | None = None,
         seed: int | None = None,
+        health=None,
     ):
         self.config = config.resolved()
         self.limiter = limiter or LocalLimiter.from_config(self.config)
         self.cache = ResponseCache(cache_dir) if cache_dir is not None else None
         self.scorer = scorer
         self.lease = LeaseClient(self.limiter, horizon_s=self.config.lease_horizon_s)
+        if health is None and self.config.outage_allowance_s is not None:
+            health = LocalHealth.from_config(self.config)
+        self.health = HealthClient(health) if health is not None else None
         self.client = ChatClient(
-            self.config, lease=self.lease, cache=self.cache, rng=random.Random(seed)
+            self.config,
+            lease=self.lease,
+            cache=self.cache,
+            rng=random.Random(seed),
+            health=self.health,
         )
 
     async def score(
@@ -111,19 +131,20 @@ class EndpointScorer:
 class _ScoringWorker:
     """Ray async actor body: one worker process with its own HTTP session."""
 
-    def __init__(self, config, limiter_handle, cache_dir, scorer, seed):
-        self._args = (config, limiter_handle, cache_dir, scorer, seed)
+    def __init__(self, config, limiter_handle, cache_dir, scorer, seed, health_handle=None):
+        self._args = (config, limiter_handle, cache_dir, scorer, seed, health_handle)
         self._scorer: EndpointScorer | None = None
 
     def _get(self) -> EndpointScorer:
         if self._scorer is None:
-            config, handle, cache_dir, scorer, seed = self._args
+            config, handle, cache_dir, scorer, seed, health = self._args
             self._scorer = EndpointScorer(
                 config,
                 limiter=RemoteLimiter(handle),
                 cache_dir=cache_dir,
                 scorer=scorer,
                 seed=seed,
+                health=RemoteHealth(health) if health is not None else None,
             )
         return self._scorer
 
@@ -162,6 +183,7 @@ class _ScoringWorker:
             await self._scorer.lease.flush()
 
     async def close(self) -> None:
+        """Stop sending; requests already sent come back and are cached; then shut down."""
         if self._scorer is not None:
             await self._scorer.close()
             self._scorer = None
@@ -212,6 +234,11 @@ class ScoringPool:
         self.config = config.resolved()
         node = ray.get_runtime_context().get_node_id()
         self.limiter = create_limiter_actor(self.config, name=limiter_name, node_id=node)
+        self.health = (
+            create_health_actor(self.config, node_id=node)
+            if self.config.outage_allowance_s is not None
+            else None
+        )
         worker_cls = ray.remote(
             num_cpus=worker_num_cpus, max_concurrency=WORKER_MAX_CONCURRENCY, max_restarts=0
         )(_ScoringWorker)
@@ -221,7 +248,7 @@ class ScoringPool:
         cache = str(cache_dir) if cache_dir is not None else None
         self.workers = [
             worker_cls.options(scheduling_strategy=here).remote(
-                self.config, self.limiter, cache, scorer, seed + i
+                self.config, self.limiter, cache, scorer, seed + i, self.health
             )
             for i in range(num_workers)
         ]
@@ -307,6 +334,12 @@ class ScoringPool:
         """Score several instructions concurrently (results in the same order)."""
         return list(await asyncio.gather(*(self.score(i, examples, metric) for i in instructions)))
 
+    async def health_view(self) -> HealthView | None:
+        """The endpoint's health as the pool's workers see it (``None``: not tracked)."""
+        if self.health is None or self._closed:
+            return None
+        return await self.health.view.remote()
+
     def usage(self) -> PoolUsage:
         """Totals so far across every worker (from the shared limiter)."""
         import ray
@@ -340,14 +373,17 @@ class ScoringPool:
             return
         self._closed = True
         try:
-            ray.get([w.close.remote() for w in self.workers], timeout=30)
+            ray.get(
+                [w.close.remote() for w in self.workers],
+                timeout=self.config.timeout_s + CLOSE_MARGIN_S,
+            )
         except Exception:
             logger.warning("scoring workers of %s did not close cleanly", self.config.endpoint)
         try:
             self._final_usage = ray.get(self.limiter.usage.remote(), timeout=30)
         except Exception:
             logger.warning("usage totals of %s could not be read", self.config.endpoint)
-        for actor in [*self.workers, self.limiter]:
+        for actor in [*self.workers, self.limiter, *([self.health] if self.health else [])]:
             ray.kill(actor)
 
     def __enter__(self) -> ScoringPool:

@@ -371,6 +371,11 @@ class _App:
         return web.json_response(self.stats())
 
     async def models(self, request: web.Request) -> web.Response:
+        key = self.options.api_key
+        if key is not None and request.headers.get("Authorization", "") != f"Bearer {key}":
+            return self._error(
+                401, "Incorrect API key provided.", "invalid_request_error", "invalid_api_key"
+            )
         return web.json_response(
             {
                 "object": "list",

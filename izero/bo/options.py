@@ -45,6 +45,12 @@ class ProposerOptions:
         jitter: diagonal jitter of ``K_Z`` (None: per-dtype default of the kernel).
         max_batch_tasks: most tasks fitted and optimised together in one batched model
             (bounds memory; tasks of different shapes are always in separate groups).
+        isolate_tasks: fit and optimise every task on its own (default), so that a task's
+            proposals depend only on its own observations, seed and warm start, bit for bit,
+            whatever other tasks share the call. ``False`` batches tasks of the same shape into
+            one model: faster on CPU, but L-BFGS stops on the batch's joint criterion and
+            batched linear algebra rounds differently, so a task's proposals then depend on
+            which tasks it was batched with (see ``benchmarks/bo_overhead.py`` for the cost).
     """
 
     kernel: str = "instruction_coupled"
@@ -67,6 +73,7 @@ class ProposerOptions:
     learn_z_lengthscale: bool = False
     jitter: float | None = None
     max_batch_tasks: int = 64
+    isolate_tasks: bool = True
 
     def __post_init__(self) -> None:
         if self.kernel not in KERNEL_KINDS:
@@ -98,5 +105,7 @@ class ProposerOptions:
                 raise ConfigError(name, getattr(self, name), "a number > 0")
         if not self.lower < self.upper:
             raise ConfigError("upper", self.upper, f"a number > lower ({self.lower})")
+        if not isinstance(self.isolate_tasks, bool):
+            raise ConfigError("isolate_tasks", self.isolate_tasks, "true or false")
         if self.jitter is not None and not self.jitter > 0:
             raise ConfigError("jitter", self.jitter, "None or a number > 0")

@@ -39,7 +39,9 @@ COMPUTE_DTYPE = torch.float64
 class BatchProposer:
     """Proposes ``q`` soft prompts per task with qLogEI/qLogNEI on (batched) GPs.
 
-    Tasks with the same ``(n, d, m)`` are fitted as one batched GP (batch shape ``[tasks]``) and
+    With ``options.isolate_tasks`` (the default) each task is fitted and optimised alone, so its
+    proposals are the same bit for bit whatever else is proposed in the same call; otherwise
+    tasks with the same ``(n, d, m)`` are fitted as one batched GP (batch shape ``[tasks]``) and
     their acquisitions optimised together. With ``keys``, each task's fitted hyper-parameters
     are kept and warm-start the next call for the same key (see :meth:`state_dict`).
 
@@ -96,10 +98,11 @@ class BatchProposer:
         groups: dict[tuple[int, int, int], list[int]] = defaultdict(list)
         for i, obs in enumerate(observations):
             groups[(obs.n, obs.d, obs.m)].append(i)
+        size = 1 if opts.isolate_tasks else opts.max_batch_tasks
         results: list[Tensor | None] = [None] * len(observations)
         for indices in groups.values():
-            for start in range(0, len(indices), opts.max_batch_tasks):
-                chunk = indices[start : start + opts.max_batch_tasks]
+            for start in range(0, len(indices), size):
+                chunk = indices[start : start + size]
                 points = self._propose_group(
                     [observations[i] for i in chunk],
                     q=q,

@@ -25,6 +25,8 @@ DEFAULT_RPM = 600.0
 DEFAULT_TIMEOUT_S = 60.0
 DEFAULT_MAX_RETRIES = 6
 DEFAULT_CONCURRENCY = 32
+#: Seconds a sweep holds its calls and probes an endpoint that answers nothing before stopping.
+DEFAULT_OUTAGE_ALLOWANCE_S = 600.0
 DEFAULT_SIM_LATENCY_S = 0.05
 DEFAULT_SIM_SEED = 0
 #: ``rpm`` when not set: DEFAULT_RPM for paid endpoints, no limit for a local model.
@@ -177,6 +179,12 @@ class BlackBoxConfig:
     ``num_gpus`` (backends ``vllm`` and ``hf``): GPUs for the model's actor, 0 = CPU; a
     fraction such as 0.5 shares a GPU with a generator actor; ``vllm`` also takes a whole number
     above 1 (tensor parallel).
+    ``outage_allowance_s``: how long an endpoint may answer nothing (every attempt failing
+    with connection errors, timeouts or 5xx) while every call is held and the endpoint probed
+    with backoff, before the sweep stops (it resumes later without repaying anything).
+    ``preflight``: before anything is written, check that the endpoint answers a cheap request
+    (``GET /models``, else a 1-token completion) with the key; false for an endpoint that
+    refuses both.
     """
 
     _SECTION: ClassVar[str] = "blackbox."
@@ -200,6 +208,8 @@ class BlackBoxConfig:
     max_cost: float | None = None
     concurrency: int = DEFAULT_CONCURRENCY
     num_gpus: float = 0.0
+    outage_allowance_s: float = DEFAULT_OUTAGE_ALLOWANCE_S
+    preflight: bool = True
     simulated: SimulatedServerConfig = field(default_factory=SimulatedServerConfig)
     vllm: VLLMServerConfig = field(default_factory=VLLMServerConfig)
 
@@ -261,6 +271,13 @@ class BlackBoxConfig:
         )
         int_at_least(s, "max_retries", self.max_retries, 0)
         int_at_least(s, "concurrency", self.concurrency, 1)
+        check(
+            is_number(self.outage_allowance_s) and self.outage_allowance_s > 0,
+            f"{s}outage_allowance_s",
+            self.outage_allowance_s,
+            "a positive number of seconds (how long to wait for an endpoint that is down)",
+        )
+        check(isinstance(self.preflight, bool), f"{s}preflight", self.preflight, "true or false")
         for name in ("price_per_1k_prompt", "price_per_1k_completion"):
             value = getattr(self, name)
             check(is_number(value) and value >= 0, f"{s}{name}", value, "a price >= 0")

@@ -26,6 +26,7 @@ import torch
 from izero.config import SweepConfig
 from izero.driver.plan import RunKey
 from izero.driver.proposals import run_cpu
+from izero.driver.reask import score_answered
 from izero.driver.stages import (
     any_method,
     generator_pool,
@@ -182,8 +183,11 @@ class Backends:
         another, and one run's proposals are computed while the others' are scored.
         """
         async with self._turns:
-            return await self.scoring.score(
-                instruction, examples, metric, tag=tag, template=template
+            # examples left unanswered are asked again before the evaluation is recorded
+            return await score_answered(
+                lambda: self.scoring.score(
+                    instruction, examples, metric, tag=tag, template=template
+                )
             )
 
     # -- what methods borrow (see izero.driver.services) ----------------------------------------

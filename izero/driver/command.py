@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shlex
 import sys
 
 from izero.config import load_config
 from izero.config_command import add_arguments as add_config_arguments
 from izero.config_command import overrides_from_args
 from izero.driver.progress import Progress
+from izero.errors import BlackBoxError, GeneratorError, IZeroError, OptimizerError
+from izero.results import ResultsStore
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +40,50 @@ def _show(progress: Progress) -> None:
         print("  " + progress.best_line(), file=sys.stderr, flush=True)
 
 
+#: Exit status of a sweep stopped by SIGINT or SIGTERM (as a shell reports Ctrl-C).
+EXIT_INTERRUPTED = 130
+#: Overrides that a resume command drops (a resume never deletes the sweep it continues).
+_NOT_ON_RESUME = ("output.overwrite=",)
+
+
+def resume_command(args: argparse.Namespace, argv0: str | None = None) -> str:
+    """The exact command that resumes this sweep: the same config and overrides, ``--resume``
+    instead of ``--overwrite``; ``argv0``: how izero was started (default ``sys.argv[0]``)."""
+    argv0 = sys.argv[0] if argv0 is None else argv0
+    if argv0.endswith("__main__.py"):
+        words = ["python", "-m", "izero", "sweep"]
+    elif argv0.endswith(("jobs/sweep.py", "jobs\\sweep.py")):
+        words = ["python", "jobs/sweep.py"]  # the `ray job submit` entrypoint
+    else:
+        words = ["izero", "sweep"]
+    if args.config:
+        words += ["--config", args.config]
+    for override in args.overrides:
+        if not override.replace(" ", "").startswith(_NOT_ON_RESUME):
+            words += ["--set", override]
+    if args.data_dir is not None:
+        words += ["--data-dir", args.data_dir]
+    if args.no_report:
+        words.append("--no-report")
+    return shlex.join([*words, "--resume"])
+
+
 def run(args: argparse.Namespace) -> int:
+    from izero.driver.interrupt import SweepInterrupted
+
+    try:
+        return _run(args)
+    except SweepInterrupted as stopped:
+        again = (
+            f"resume with: {resume_command(args)}"
+            if stopped.recorded
+            else "run the same command again"
+        )
+        print(f"izero: {stopped}. To continue, {again}", file=sys.stderr, flush=True)
+        return EXIT_INTERRUPTED
+
+
+def _run(args: argparse.Namespace) -> int:
     from izero.driver.sweep import run_sweep
 
     overrides = overrides_from_args(args)
@@ -51,7 +97,13 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
-    outcome = run_sweep(config, resume=args.resume, on_progress=_show)
+    try:
+        outcome = run_sweep(config, resume=args.resume, on_progress=_show)
+    except (BlackBoxError, GeneratorError, OptimizerError) as err:
+        if not ResultsStore(config.output_path).exists():
+            raise
+        # the sweep stopped after it started: say how to continue it, paying nothing twice
+        raise IZeroError(f"{err}. Resume with: {resume_command(args)}") from err
     _show(outcome.progress)
     print(final_table(outcome.outcomes))
     if not args.no_report:

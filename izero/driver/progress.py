@@ -29,6 +29,8 @@ class Progress:
     tokens: int = 0
     cost: float = 0.0
     best: dict[str, float] = field(default_factory=dict)
+    outage: str = ""
+    """The endpoint's outage while it lasts (``HealthView.line()``), else ``""``."""
 
     def generated(self, n: int) -> None:
         self.generated_count += n
@@ -62,10 +64,12 @@ class Progress:
         return elapsed * (1 - done) / done
 
     def line(self) -> str:
-        """One status line: runs, evaluations, calls, tokens, cost, ETA."""
+        """One status line: runs, evaluations, calls, tokens, cost, ETA; during an endpoint
+        outage, the outage first (the ETA is then unknown)."""
         eta = self.eta_s()
-        eta_txt = "?" if eta is None else _duration(eta)
-        return (
+        eta_txt = "?" if eta is None or self.outage else _duration(eta)
+        prefix = f"{self.outage} | " if self.outage else ""
+        return prefix + (
             f"runs {self.runs_done}/{self.total_runs} | evals {self.evaluations}/"
             f"{self.expected_evaluations} | calls {self.calls} (cached {self.cache_hits}, "
             f"failed {self.failed_calls}) | tokens {self.tokens} | cost ${self.cost:.4f} | "

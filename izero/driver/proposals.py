@@ -1,9 +1,12 @@
 """Optimiser work off the driver's event loop: batched GP proposals and CPU tasks on Ray.
 
 :class:`ProposalBatcher` answers the ``bo_propose`` requests of runs that reach their proposal
-step together from one call of the batched proposer (:class:`izero.bo.BatchProposer`) in a Ray
-task. Each request carries its run's warm-start state and gets the new one back, so a run's
-state lives with the run (in its method's checkpoint), not in the batcher.
+step together in Ray tasks: one per run when the proposer fits each run alone
+(``ProposerOptions.isolate_tasks``, the default: the runs' fits then use several CPUs at once),
+else one call of the batched proposer (:class:`izero.bo.BatchProposer`) for all of them. Each
+request carries its run's warm-start state and gets the new one back, so a run's state lives
+with the run (in its method's checkpoint), not in the batcher: its proposals depend on nothing
+else.
 :func:`run_cpu` runs any other pure function of a method in a Ray task with one thread.
 """
 
@@ -112,11 +115,16 @@ class ProposalBatcher:
     async def _flush_after_window(self) -> None:
         await asyncio.sleep(self.window_s)
         batch, self._pending, self._flusher = self._pending, [], None
-        # one proposer call per q (runs of one sweep share q; mixed q only in tests)
-        by_q: dict[int, list[_Pending]] = {}
-        for p in batch:
-            by_q.setdefault(p.q, []).append(p)
-        await asyncio.gather(*(self._submit(group) for group in by_q.values()))
+        if getattr(self.options, "isolate_tasks", False):
+            # each run is fitted alone anyway: one Ray task per run spreads them over the CPUs
+            groups = [[p] for p in batch]
+        else:
+            # one proposer call per q (runs of one sweep share q; mixed q only in tests)
+            by_q: dict[int, list[_Pending]] = {}
+            for p in batch:
+                by_q.setdefault(p.q, []).append(p)
+            groups = list(by_q.values())
+        await asyncio.gather(*(self._submit(group) for group in groups))
 
     async def _submit(self, batch: list[_Pending]) -> None:
         self.batches.append(len(batch))

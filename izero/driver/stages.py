@@ -97,21 +97,20 @@ def scoring_backend(config: SweepConfig, server: Any, cache_dir: Path) -> tuple[
         )
         scorer = HFScorer(options, cache_dir=cache_dir, num_gpus=bb.num_gpus)
         return bb.model, scorer
-    from izero.blackbox import EndpointConfig, ScoringPool
+    from izero.blackbox import ScoringPool
 
-    base_url, model, api_key, cache_url = bb.base_url, bb.model, None, None
-    if server is not None:
-        base_url, api_key, model = server.base_url, SIMULATED_API_KEY, model or SIMULATED_MODEL
+    if server is None:
+        endpoint = endpoint_config(config)
+    else:
         # its port changes from run to run, its answers do not: a resume hits the cache
-        cache_url = f"simulated://seed={bb.simulated.seed}"
-    endpoint = EndpointConfig(
-        base_url=base_url,
-        model=model,
-        api_key=api_key,
-        cache_url=cache_url,
-        **endpoint_fields(bb),
-    )
-    return model, ScoringPool(endpoint, cache_dir=cache_dir)
+        endpoint = endpoint_config(
+            config,
+            base_url=server.base_url,
+            model=bb.model or SIMULATED_MODEL,
+            api_key=SIMULATED_API_KEY,
+            cache_url=f"simulated://seed={bb.simulated.seed}",
+        )
+    return endpoint.model, ScoringPool(endpoint, cache_dir=cache_dir)
 
 
 def proposer_pool(config: SweepConfig, cache_dir: Path) -> tuple[str, Any]:
@@ -204,4 +203,27 @@ def endpoint_fields(bb: BlackBoxConfig) -> dict[str, Any]:
         "max_total_tokens": bb.max_total_tokens,
         "max_cost": bb.max_cost,
         "concurrency": bb.concurrency,
+        "outage_allowance_s": bb.outage_allowance_s,
     }
+
+
+def endpoint_config(
+    config: SweepConfig,
+    *,
+    base_url: str | None = None,
+    model: str | None = None,
+    api_key: str | None = None,
+    cache_url: str | None = None,
+) -> Any:
+    """The :class:`~izero.blackbox.EndpointConfig` of ``config``'s black box (``base_url``,
+    ``model``, ``api_key``: e.g. the simulated server's, instead of the config's)."""
+    from izero.blackbox import EndpointConfig
+
+    bb = config.blackbox
+    return EndpointConfig(
+        base_url=base_url or bb.base_url,
+        model=model or bb.model,
+        api_key=api_key,
+        cache_url=cache_url,
+        **endpoint_fields(bb),
+    )

@@ -10,21 +10,21 @@ import os
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.fs as pafs
 
 from izero.config import DataConfig, PromptsConfig, SweepConfig, config_to_dict
 from izero.driver.cache_backup import BACKUP_INTERVAL_S, CacheBackup
-from izero.driver.loop import PlannedRun, RunOutcome, SweepLoop
-from izero.driver.plan import RunKey, plan_runs
+from izero.driver.interrupt import SweepInterrupted, cancel_on_signals, stop_signals
+from izero.driver.loop import RunOutcome, SweepLoop
 from izero.driver.progress import Progress
 from izero.driver.recorder import Recorder
-from izero.errors import ConfigError
+from izero.errors import ConfigError, IZeroError
 from izero.results import ResultsStore
-from izero.tasks import make_splits
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,14 @@ def run_sweep(
 ) -> SweepOutcome:
     """Run ``config``'s sweep to completion and return where its results are.
 
+    Before Ray starts or anything is written, :func:`~izero.driver.preflight.preflight` reads
+    the tasks and checks the output path, the key and the endpoint. A sweep that then stops
+    before its first evaluation is recorded takes back what it wrote (provenance,
+    checkpoints), so the corrected command is not refused as an unfinished sweep.
+
+    SIGINT (Ctrl-C) and SIGTERM stop it cleanly: nothing new is sent, answers already on their
+    way land in the response cache, and :class:`SweepInterrupted` is raised.
+
     Args:
         config: a validated sweep config.
         resume: continue the sweep already at ``config.output_path`` (nothing finished is
@@ -89,58 +97,57 @@ def run_sweep(
         on_progress: called every few seconds with the progress counters.
         backends_factory: builds the stages (default :class:`~izero.driver.backends.Backends`).
     """
-    from izero.config.tasks import check_same_task_files, pin_task_digests
-    from izero.results.provenance import collect_provenance
-    from izero.tasks.selection import file_digests, load_tasks
-
-    b = config.budget
-    # Every task (and task file) is loaded and checked before anything is written.
-    tasks = load_tasks(
-        config.tasks,
-        data_dir=config.data_dir,
-        n_demos=b.n_demos,
-        n_dev=b.n_dev,
-        n_test=b.n_test,
-        word_in_context_answers=config.data.word_in_context_answers,
-    )
-    config = replace(config, tasks=pin_task_digests(config.tasks, file_digests(tasks)))
-    runs = [
-        (
-            key,
-            make_splits(
-                tasks[key.task],
-                seed=key.seed,
-                n_demos=b.n_demos,
-                n_dev=b.n_dev,
-                n_test=b.n_test,
-                dev_sampling=config.data.dev_sampling,
-            ),
-        )
-        for key in plan_runs(config.task_names, config.methods, config.seeds)
-    ]
-    runs = [(k, _with_metric(s, config.metric_overrides.get(k.task, s.metric))) for k, s in runs]
-    # Methods check their settings against the budget here, before anything is written.
-    planned = [
-        PlannedRun(key, splits, _make_method(config, key, splits, tasks)) for key, splits in runs
-    ]
+    from izero.driver.preflight import preflight
 
     store = ResultsStore(config.output_path)
+    with stop_signals() as stop:
+        fresh = False  # this attempt started the sweep: it may take back what it wrote
+        try:
+            prepared = preflight(config, store)
+            if resume:
+                if not store.exists():
+                    logger.warning("--resume: no sweep at %s yet; starting a new one", store.uri)
+                elif store.is_finished():
+                    logger.info("sweep at %s is already finished", store.uri)
+            else:
+                store.ensure_new_sweep(overwrite=config.output.overwrite)
+            fresh = not store.exists()
+            return _run_prepared(
+                config, store, prepared, resume, on_progress, backends_factory, stop
+            )
+        except BaseException as err:
+            if fresh and not _recorded(store):
+                _take_back_start(store)
+            if stop and isinstance(err, (KeyboardInterrupt, asyncio.CancelledError)):
+                raise SweepInterrupted(stop[0], recorded=store.exists()) from None
+            raise
+
+
+def _run_prepared(
+    config: SweepConfig,
+    store: ResultsStore,
+    prepared: Any,
+    resume: bool,
+    on_progress: Callable[[Progress], None] | None,
+    backends_factory: Callable[..., Any] | None,
+    stop: list[str],
+) -> SweepOutcome:
+    from izero.config.tasks import check_same_task_files
+    from izero.methods import method_class
+    from izero.results.provenance import collect_provenance
+    from izero.tracking import start_tracking
+
+    config = prepared.config  # task files pinned to the digests preflight read
     if resume:
-        if not store.exists():
-            logger.warning("--resume: no sweep at %s yet; starting a new one", store.uri)
-        elif store.is_finished():
-            logger.info("sweep at %s is already finished", store.uri)
         old = store.read_provenance()
         if old is not None:
             check_same_task_files(old.config.get("tasks"), config.tasks)
             _check_same_sweep(old.config, config_to_dict(config))
-    else:
-        store.ensure_new_sweep(overwrite=config.output.overwrite)
     if store.read_provenance() is None:
         store.write_provenance(
             collect_provenance(config=config_to_dict(config), seeds=config.seeds, sweep=config.name)
         )
-
+    tasks, planned = prepared.tasks, prepared.planned
     _init_ray()
     factory = backends_factory
     if factory is None:
@@ -153,9 +160,6 @@ def run_sweep(
     backends = factory(config=config, tasks=tasks, cache_dir=cache_dir)
     tracker = None
     try:
-        from izero.methods import method_class
-        from izero.tracking import start_tracking
-
         tracker = start_tracking(config, results_uri=store.uri)
         recorder = Recorder(
             store=store,
@@ -176,15 +180,49 @@ def run_sweep(
         if found:
             logger.info("resuming: %d evaluations already recorded at %s", found, store.uri)
         loop = SweepLoop(backends=backends, recorder=recorder, progress=progress)
-        outcomes = asyncio.run(_run_with_progress(loop, planned, progress, on_progress, backup))
+        outcomes = asyncio.run(
+            _run_with_progress(loop, planned, progress, on_progress, backup, stop)
+        )
         _compact(store)
         store.mark_finished()
     finally:
-        backends.close()
+        backends.close()  # requests already sent land (and are cached) before the pool stops
         backup.close()
         if tracker is not None:
             tracker.close()
     return SweepOutcome(uri=store.uri, outcomes=outcomes, progress=progress)
+
+
+def _recorded(store: ResultsStore) -> bool:
+    """Whether any evaluation of the sweep is in its results."""
+    try:
+        return store.read_evaluations(columns=["eval_index"]).num_rows > 0
+    except (OSError, pa.ArrowException, IZeroError):
+        return True  # unreadable: keep everything
+
+
+def _take_back_start(store: ResultsStore) -> None:
+    """Remove what a sweep writes before its first evaluation (provenance, checkpoints), so
+    the corrected command is not refused; the response cache stays (it blocks nothing)."""
+    from izero.results.store import CHECKPOINT_DIR, PROVENANCE_FILE
+
+    removed = False
+    for name, remove in (
+        (CHECKPOINT_DIR, store.fs.delete_dir),
+        (PROVENANCE_FILE, store.fs.delete_file),
+    ):
+        path = store.path(name)
+        if store.fs.get_file_info(path).type != pafs.FileType.NotFound:
+            try:
+                remove(path)
+                removed = True
+            except (OSError, pa.ArrowException) as err:
+                logger.warning("could not remove %s (%s)", path, err)
+    if removed:
+        logger.info(
+            "nothing was evaluated: removed this attempt's provenance and checkpoints at %s",
+            store.uri,
+        )
 
 
 def _compact(store: ResultsStore) -> None:
@@ -202,12 +240,18 @@ def _compact(store: ResultsStore) -> None:
 
 
 async def _run_with_progress(
-    loop: SweepLoop, runs: list, progress: Progress, on_progress, backup: CacheBackup
+    loop: SweepLoop,
+    runs: list,
+    progress: Progress,
+    on_progress,
+    backup: CacheBackup,
+    stop: list[str] | None = None,
 ) -> list:
     async def report() -> None:
         last_backup = time.monotonic()
         while True:
             await asyncio.sleep(PROGRESS_INTERVAL_S)
+            progress.outage = await _outage_line(loop.backends)
             if on_progress is not None:
                 on_progress(progress)
             else:
@@ -218,7 +262,8 @@ async def _run_with_progress(
 
     reporter = asyncio.create_task(report())
     try:
-        return await loop.run_all(runs)
+        with contextlib.nullcontext() if stop is None else cancel_on_signals(stop):
+            return await loop.run_all(runs)
     finally:
         reporter.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -226,36 +271,23 @@ async def _run_with_progress(
         await _backup(backup)  # also when the sweep stops on an error: answers paid so far
 
 
+async def _outage_line(backends: Any) -> str:
+    """The scoring pool's outage line ("" when healthy or not tracked)."""
+    view_of = getattr(getattr(backends, "scoring", None), "health_view", None)
+    if view_of is None:
+        return ""
+    try:
+        view = await view_of()
+    except Exception:  # progress must never stop a sweep
+        return ""
+    return view.line() if view is not None else ""
+
+
 async def _backup(backup: CacheBackup) -> None:
     try:
         await asyncio.to_thread(backup.sync)
     except Exception as err:  # the sweep goes on; the next sync copies what this one missed
         logger.warning("copying the response cache to the results failed (%s)", err)
-
-
-def _make_method(config: SweepConfig, key: RunKey, splits: Any, tasks: dict[str, Any]) -> Any:
-    """The method object of run ``key``, with its options and the services it may borrow
-    (bound to the stages, recorder and progress once they start)."""
-    from izero.driver.services import RunServices
-    from izero.methods import Budget, RunInfo, method_class
-
-    b = config.budget
-    run = RunInfo(
-        task=key.task,
-        method=key.method,
-        seed=key.seed,
-        splits=splits,
-        budget=Budget(n_init=b.n_init, n_rounds=b.n_rounds, q=b.q),
-        intrinsic_dim=config.generator.intrinsic_dim,
-        annotations=tasks[key.task].annotations,
-    )
-    demos = tuple((ex.input, ex.output) for ex in splits.demos)
-    services = RunServices(key, demos)
-    return method_class(key.method)(run, config.method_options_for(key.method), services)
-
-
-def _with_metric(splits: Any, metric: Any) -> Any:
-    return splits if splits.metric == metric else replace(splits, metric=metric)
 
 
 #: What a sweep recorded before a section existed had that section's defaults.

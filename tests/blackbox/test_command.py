@@ -63,3 +63,34 @@ def test_score_command_parquet_and_clear_error(sum_task, tmp_path, capsys):
     assert command.run(args, task=sum_task, scorer=exact_scorer, out=io.StringIO()) == 2
     err = capsys.readouterr().err
     assert "model nope" in err and "Fix:" in err
+
+
+def test_score_exits_non_zero_when_nothing_was_answered(sum_task, make_server, capsys):
+    # every answer is an unparsable body: the server is up (no outage), nothing is answered
+    server = make_server(fault_rates={"malformed": 1.0})
+    args = _args(
+        "--task", "sum", "--instruction", "Add", "--base-url", server.base_url,
+        "--model", "izero-sim", "--n", "3", "--max-retries", "1",
+    )  # fmt: skip
+    report = io.StringIO()
+    assert command.run(args, task=sum_task, scorer=exact_scorer, out=report) == 1
+    assert "0/3 answered, 3 failed" in report.getvalue()
+    err = capsys.readouterr().err
+    assert "1 of 1 instructions got no answer" in err and "malformed" in err
+
+
+def test_score_against_a_dead_endpoint_stops_with_one_line(sum_task, capsys, monkeypatch):
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    monkeypatch.setattr("izero.blackbox.preflight.PREFLIGHT_WAIT_S", 0.05)
+    base = ("--task", "sum", "--instruction", "Add", "--base-url", base_url, "--model", "m")
+    assert command.run(_args(*base, "--n", "3"), task=sum_task, out=io.StringIO()) == 2
+    assert "does not answer GET /models" in capsys.readouterr().err
+    # without the check, the calls are held for the outage allowance, then it stops
+    args = _args(*base, "--n", "3", "--no-preflight", "--outage-allowance-s", "1")
+    assert command.run(args, task=sum_task, out=io.StringIO()) == 2
+    err = capsys.readouterr().err
+    assert "answered nothing" in err and "connection errors" in err and err.count("\n") == 1

@@ -78,6 +78,49 @@ def test_warm_start_state_round_trips_and_pickles(small_tasks):
         restored.load_state_dict({"version": 99})
 
 
+def test_a_task_proposes_the_same_bits_whatever_it_is_batched_with():
+    # A run's proposals may depend only on its own observations, seed and warm start: not on
+    # which other runs reach their proposal step at the same moment (issue 15).
+    runs = {k: make_observations(12, 4, 6, seed=i + 1) for i, k in enumerate("abcd")}
+    runs["e"] = make_observations(9, 4, 6, seed=9)
+    seeds = {k: 10 * i for i, k in enumerate(runs)}
+
+    def propose(keys, proposer):
+        out = proposer.propose(
+            [runs[k] for k in keys], q=3, seeds=[seeds[k] for k in keys], keys=list(keys)
+        )
+        return dict(zip(keys, out, strict=True)), proposer.state_dict()["hyperparameters"]
+
+    alone, hyper_alone = propose("a", BatchProposer(FAST))
+    for batch in ("abcd", "dca", "ea"):
+        together, hyper = propose(batch, BatchProposer(FAST))
+        assert torch.equal(together["a"], alone["a"]), batch
+        for name, value in hyper_alone["a"].items():
+            assert torch.equal(hyper["a"][name], value), (batch, name)
+    # warm-started from its own previous round, batched with a cold task and a warm one
+    grown = {
+        k: make_observations(o.n + 3, o.d, o.m, seed=o.n + i)
+        for i, (k, o) in enumerate(runs.items())
+    }
+    runs.update(grown)
+    warm_alone = BatchProposer(FAST)
+    warm_alone.load_state_dict({"version": 1, "hyperparameters": hyper_alone})
+    ref, _ = propose("a", warm_alone)
+    mixed = BatchProposer(FAST)
+    mixed.load_state_dict({"version": 1, "hyperparameters": {**hyper, "a": hyper_alone["a"]}})
+    together, _ = propose("cab", mixed)
+    assert torch.equal(together["a"], ref["a"])
+
+
+def test_batched_fits_remain_available(small_tasks):
+    options = ProposerOptions(**{**FAST.__dict__, "isolate_tasks": False})
+    out = BatchProposer(options).propose(small_tasks, q=2, seeds=[0, 1, 2])
+    for points, obs in zip(out, small_tasks, strict=True):
+        _assert_valid(points, obs, 2, options.dedup_tol)
+    with pytest.raises(ConfigError, match="isolate_tasks"):
+        ProposerOptions(isolate_tasks="yes")
+
+
 def test_observations_reject_nan_and_bad_shapes():
     z = torch.zeros(3, 2, dtype=torch.float64)
     y = torch.zeros(3, dtype=torch.float64)

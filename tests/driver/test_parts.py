@@ -23,10 +23,14 @@ def _observations(seed: int, n: int = 6, d: int = 3, m: int = 4):
     return z, s.mean(-1), s
 
 
-def test_proposals_of_runs_that_ask_together_share_one_ray_task(ray_local):
+@pytest.mark.parametrize("isolate", [True, False])
+def test_runs_that_ask_together_get_their_proposals_from_ray_tasks(ray_local, isolate):
+    # isolated runs (the default) get a Ray task each (their fits use several CPUs at once);
+    # batched fits share one
     from izero.bo import ProposerOptions
 
-    batcher = ProposalBatcher(options=ProposerOptions(), window_s=0.2)
+    batcher = ProposalBatcher(options=ProposerOptions(isolate_tasks=isolate), window_s=0.2)
+    together = [1, 1, 1] if isolate else [3]
 
     async def ask(warm=None):
         return await asyncio.gather(
@@ -45,7 +49,7 @@ def test_proposals_of_runs_that_ask_together_share_one_ray_task(ray_local):
         )
 
     proposals = asyncio.run(ask())
-    assert batcher.batches == [3]
+    assert batcher.batches == together
     for p, warm in proposals:
         assert p.shape == (2, 3) and bool(((p >= -1) & (p <= 1)).all())
         assert warm is not None and warm["values"]
@@ -54,7 +58,7 @@ def test_proposals_of_runs_that_ask_together_share_one_ray_task(ray_local):
 
     warm = [json.loads(json.dumps(w)) for _, w in proposals]
     again = asyncio.run(ask(warm))
-    assert batcher.batches == [3, 3]
+    assert batcher.batches == together * 2
     assert all(p.shape == (2, 3) for p, _ in again)
 
 
