@@ -41,7 +41,7 @@ def test_validate_prints_resolved_config(capsys) -> None:
     assert code == 0
     out = capsys.readouterr().out
     assert "  q: 3\n" in out and "seeds:\n- 7\n" in out and "preset: demo" in out
-    assert out.rstrip().splitlines()[-1].startswith("# OK: 6 tasks x 2 methods x 1 seeds = 12 runs")
+    assert out.rstrip().splitlines()[-1].startswith("# OK: 6 tasks x 7 methods x 1 seeds = 42 runs")
 
 
 def test_validate_data_dir_flag(capsys, data_dir: Path) -> None:
