@@ -194,9 +194,13 @@ def _run_prepared(
 
 
 def _recorded(store: ResultsStore) -> bool:
-    """Whether any evaluation of the sweep is in its results."""
+    """Whether any evaluation or paid call (e.g. a method's proposals) of the sweep is in its
+    results: then the sweep has started for real, and its checkpoints say what was asked."""
     try:
-        return store.read_evaluations(columns=["eval_index"]).num_rows > 0
+        if store.read_evaluations(columns=["eval_index"]).num_rows > 0:
+            return True
+        calls = store.read_calls(columns=["cached"])
+        return calls is not None and calls.num_rows > 0
     except (OSError, pa.ArrowException, IZeroError):
         return True  # unreadable: keep everything
 
