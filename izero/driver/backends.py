@@ -89,6 +89,7 @@ class Backends:
         self.tasks = tasks
         self.server = None
         self._in_flight: dict[tuple, asyncio.Future] = {}
+        self._asks_in_flight: dict[tuple, asyncio.Future] = {}
         examples_per_call = max(1, config.budget.n_dev)
         self._turns = asyncio.Semaphore(
             max(MIN_SCORING_TURNS, -(-config.blackbox.concurrency // examples_per_call))
@@ -143,7 +144,8 @@ class Backends:
         self, instruction: str, examples: Sequence[Example], metric: str, *, key: RunKey, split: str
     ) -> Any:
         """Score ``instruction`` with the query template of ``split`` (``config.prompts``);
-        identical requests already in flight are joined, not repaid.
+        identical scorings already in flight are joined, and one that shares some requests with
+        a scoring in flight waits for it: no request is paid twice.
 
         Runs of one task and seed share their splits (and ``instructzero`` and ``random`` their
         Sobol start), so they often ask for the same scores at the same moment, before the
@@ -152,19 +154,33 @@ class Backends:
         """
         template = self.query_templates.get(split, self.query_templates["dev"])
         flight = (instruction, metric, tuple((e.input, e.answers) for e in examples), template)
-        pending = self._in_flight.get(flight)
-        if pending is not None:
-            return as_cache_hit(await asyncio.shield(pending))
+        asks = {(instruction, template, e.input) for e in examples}
+        while True:
+            pending = self._in_flight.get(flight)
+            if pending is not None:
+                return as_cache_hit(await asyncio.shield(pending))
+            # Another scoring asks some of the same requests (runs of other seeds split the
+            # examples differently, so the same instruction meets overlapping sets): wait for
+            # it, then those answers come from the response cache instead of being paid twice.
+            overlapping = {f for ask, f in self._asks_in_flight.items() if ask in asks}
+            if not overlapping:
+                break
+            await asyncio.wait(overlapping)
         tag = {"task": key.task, "method": key.method, "seed": key.seed, "split": split}
         future = asyncio.ensure_future(
             self._score_in_turn(instruction, examples, metric, tag, template)
         )
         self._in_flight[flight] = future
+        for ask in asks:
+            self._asks_in_flight[ask] = future
         try:
             return await asyncio.shield(future)
         finally:
             if self._in_flight.get(flight) is future:
                 del self._in_flight[flight]
+            for ask in asks:
+                if self._asks_in_flight.get(ask) is future:
+                    del self._asks_in_flight[ask]
 
     async def _score_in_turn(
         self,
