@@ -35,6 +35,7 @@ from izero.blackbox.errors import (
     PermissionDeniedError,
 )
 from izero.blackbox.ratelimit import LeaseClient, Slot
+from izero.errors import BlackBoxError
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +188,9 @@ class ChatClient:
         self._inflight: dict[str, asyncio.Future] = {}
         self._semaphore = asyncio.Semaphore(self.config.concurrency)
         self._known_limits: tuple[float | None, float | None] = (None, None)
+        self._sending = 0
+        self._sent_all = asyncio.Event()
+        self._sent_all.set()
         self.stats = ClientStats()
         self._url = self.config.base_url + "/chat/completions"
         self._params = self.config.request_params()
@@ -210,8 +214,30 @@ class ChatClient:
             )
         return self._session
 
-    async def close(self) -> None:
-        """Flush limiter bookings and close the HTTP session if this client made it."""
+    async def close(self, *, drain_s: float | None = None) -> None:
+        """Stop sending, let the requests already sent come back (their answers are paid for:
+        they are cached, not dropped; at most ``drain_s`` seconds, default the request timeout),
+        flush limiter bookings and close the HTTP session if this client made it."""
+        if self.lease.fatal is None:
+            self.lease.fatal = BlackBoxError(
+                f"the client for {self.config.endpoint} is closing; no new requests are sent"
+            )
+        if self._sending:
+            wait = self.config.timeout_s if drain_s is None else drain_s
+            logger.info(
+                "%s: waiting up to %.0fs for %d requests already sent",
+                self.config.endpoint,
+                wait,
+                self._sending,
+            )
+            try:
+                await asyncio.wait_for(self._sent_all.wait(), timeout=wait)
+            except asyncio.TimeoutError:
+                logger.warning(
+                    "%s: %d requests sent were not answered before closing",
+                    self.config.endpoint,
+                    self._sending,
+                )
         try:
             await self.lease.close()
         finally:
@@ -306,8 +332,10 @@ class ChatClient:
             slot = await self.lease.acquire(est_tokens=est_tokens, est_cost=est_cost)
             times.append(time.time())
             self.stats.attempts += 1
+            self._sending += 1
+            self._sent_all.clear()
             try:
-                text, usage = await self._attempt(body, slot)
+                text, usage = await self._sent(body, slot)
             except _Transient as err:
                 last = err.kind
                 statuses.append(err.kind)
@@ -381,6 +409,15 @@ class ChatClient:
 
     def _count(self, status: str) -> None:
         self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
+
+    async def _sent(self, body: dict, slot: Slot) -> tuple[str, tuple[int, int]]:
+        """One attempt, counted while it is on its way (see :meth:`close`)."""
+        try:
+            return await self._attempt(body, slot)
+        finally:
+            self._sending -= 1
+            if not self._sending:
+                self._sent_all.set()
 
     async def _attempt(self, body: dict, slot: Slot) -> tuple[str, tuple[int, int]]:
         session = self._get_session()

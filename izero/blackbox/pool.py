@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import resource
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +42,9 @@ DEFAULT_NUM_WORKERS = 2
 """Worker processes of a pool; each keeps up to ``config.concurrency`` calls in flight."""
 WORKER_MAX_CONCURRENCY = 1000
 """Concurrent method calls one async worker actor accepts (instructions in flight)."""
+CLOSE_MARGIN_S = 10.0
+"""Seconds :meth:`ScoringPool.close` waits for the workers beyond the request timeout (they
+let requests already sent come back first, so that their answers are cached)."""
 
 
 class EndpointScorer:
@@ -162,6 +166,7 @@ class _ScoringWorker:
             await self._scorer.lease.flush()
 
     async def close(self) -> None:
+        """Stop sending; requests already sent come back and are cached; then shut down."""
         if self._scorer is not None:
             await self._scorer.close()
             self._scorer = None
@@ -189,6 +194,10 @@ class ScoringPool:
     ``(prediction, answers, metric) -> float`` (``None`` = ``izero.tasks.metrics
     .score_answer``); ``worker_num_cpus``: CPUs Ray reserves per worker; ``limiter_name``:
     a Ray actor name to share the limiter with other pools of the same endpoint.
+
+    Placement: the workers and the limiter run on the caller's node (the driver's), next to the
+    cache; the limiter keeps its state file in ``cache_dir`` (else the temp dir), so that Ray
+    can restart it there without losing its clock or budget books.
     """
 
     def __init__(
@@ -211,7 +220,10 @@ class ScoringPool:
             raise ConfigError("num_workers", num_workers, "an integer >= 1")
         self.config = config.resolved()
         node = ray.get_runtime_context().get_node_id()
-        self.limiter = create_limiter_actor(self.config, name=limiter_name, node_id=node)
+        state_dir = Path(cache_dir if cache_dir is not None else tempfile.gettempdir())
+        self.limiter = create_limiter_actor(
+            self.config, name=limiter_name, node_id=node, state_dir=state_dir / "limiter"
+        )
         worker_cls = ray.remote(
             num_cpus=worker_num_cpus, max_concurrency=WORKER_MAX_CONCURRENCY, max_restarts=0
         )(_ScoringWorker)
@@ -340,11 +352,15 @@ class ScoringPool:
             return
         self._closed = True
         try:
-            ray.get([w.close.remote() for w in self.workers], timeout=30)
+            ray.get(
+                [w.close.remote() for w in self.workers],
+                timeout=self.config.timeout_s + CLOSE_MARGIN_S,
+            )
         except Exception:
             logger.warning("scoring workers of %s did not close cleanly", self.config.endpoint)
         try:
             self._final_usage = ray.get(self.limiter.usage.remote(), timeout=30)
+            ray.get(self.limiter.forget.remote(), timeout=30)
         except Exception:
             logger.warning("usage totals of %s could not be read", self.config.endpoint)
         for actor in [*self.workers, self.limiter]:

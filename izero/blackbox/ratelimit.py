@@ -11,6 +11,13 @@ another host places them from half its round trip. A 429 pauses everybody (``Ret
 slows the clock and ramps it back; one burst of 429s is one slowdown, and only 429 episodes
 closer together than 100 requests (over 1 % rejected) cut the rate hard.
 
+Grants never reach further ahead than :meth:`LimiterCore.max_lead_s`. When the limiter's actor
+dies, Ray restarts it and re-sends the calls that were in flight; it restores its clock and
+budget from a state file written before each answer left it (:mod:`izero.blackbox
+.limiter_state`), books each re-sent call once (every booking call carries a ticket), and
+without a state file pauses for the longest lead a grant can have, so slots granted before the
+crash and after it never bunch.
+
 :class:`LimiterCore` is the pure logic (injectable clock, unit-testable with a fake clock);
 :func:`create_limiter_actor` serves it to a Ray cluster; :class:`LocalLimiter` serves it inside
 one process; :class:`LeaseClient` is what a worker process uses.
@@ -24,10 +31,13 @@ import logging
 import math
 import socket
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from izero.blackbox.errors import BudgetExhaustedError, EndpointError
+from izero.blackbox.limiter_state import StateFile, TicketBook, restore, snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +61,11 @@ RAMP_UP_PER_S = 0.05
 MAX_PAUSE_S = 120.0
 DEFAULT_PAUSE_S = 1.0
 """Pause after a 429 that says nothing about when to retry."""
+MAX_LEAD_HORIZONS = 8
+MAX_LEAD_SLOTS = 8
+"""Grants reach at most ``max(8 lease horizons, 8 slots)`` ahead of now (or of a pause's end):
+workers each hold about one horizon of slots, so this binds only with many workers, and it
+bounds how long a limiter restarted without its state must wait before granting again."""
 
 
 @dataclass(frozen=True)
@@ -147,6 +162,21 @@ class LimiterCore:
             gaps.append(est_tokens * SECONDS_PER_MINUTE / (self.tpm * factor))
         return max(gaps)
 
+    def max_lead_s(self, gap: float | None = None) -> float:
+        """The furthest ahead (seconds past now, or past a pause's end) a slot is granted."""
+        gap = self._last_gap if gap is None else gap
+        return max(MAX_LEAD_HORIZONS * self.horizon_s, MAX_LEAD_SLOTS * gap)
+
+    def pause_for_recovery(self) -> float:
+        """A limiter that lost its state pauses until every slot granted before can have
+        passed (:meth:`max_lead_s` plus one lease); returns the pause in seconds."""
+        gap = self.interval(1.0)
+        pause = self.max_lead_s(gap) + max(self.horizon_s, gap)
+        now = self.clock()
+        self.paused_until = max(self.paused_until, now + pause)
+        self.tat = max(self.tat, self.paused_until)
+        return pause
+
     def lease(
         self,
         n: int,
@@ -157,7 +187,8 @@ class LimiterCore:
         rate_tokens: float | None = None,
     ) -> list[float]:
         """Grant up to ``n`` slots; returns their delays in seconds from now (ascending), or
-        none while the budget caps are held by reservations not yet settled.
+        none while the budget caps are held by reservations not yet settled, or while slots
+        already granted reach :meth:`max_lead_s` ahead (ask again shortly).
 
         ``est_tokens``/``est_cost``: the budget reservation per call (an upper bound);
         ``rate_tokens``: tokens per call charged to the TPM clock (default ``est_tokens``;
@@ -188,6 +219,8 @@ class LimiterCore:
                 "(answers already paid for are cached)",
             )
         start = max(now, self.tat, self.paused_until)
+        if start - max(now, self.paused_until) > self.max_lead_s(gap):
+            return []
         self.last_lease_at = now
         delays = [start + i * gap - now for i in range(n)]
         self.tat = start + n * gap
@@ -372,10 +405,10 @@ class LocalLimiter:
     def from_config(cls, config) -> LocalLimiter:
         return cls(_core_from_config(config))
 
-    async def lease(self, n, est_tokens, est_cost, settlements, rate_tokens=None):
+    async def lease(self, n, est_tokens, est_cost, settlements, rate_tokens=None, ticket=None):
         return _grant(self.core, n, est_tokens, est_cost, settlements, rate_tokens)
 
-    async def settle(self, settlements):
+    async def settle(self, settlements, ticket=None):
         self.core.settle(settlements)
 
     async def rate_limited(self, retry_after_s):
@@ -393,45 +426,155 @@ class LocalLimiter:
         return self.core.usage()
 
 
+STATE_FILE_PREFIX = "izero-limiter-"
+"""State files are ``<state_dir>/izero-limiter-<actor id>.json``."""
+
+
 class _LimiterActorImpl:
-    """Ray actor body: one per endpoint, named, shared by every worker process."""
+    """Ray actor body: one per endpoint, named, shared by every worker process.
 
-    def __init__(self, config):
+    ``state_dir``: a local folder for the state file that a restart of this actor reads back
+    (``None``: no file; a restart then pauses, see :meth:`LimiterCore.pause_for_recovery`).
+    """
+
+    def __init__(self, config, state_dir: str | None = None):
+        import ray
+
         self.core = _core_from_config(config)
+        self.tickets = TicketBook()
+        context = ray.get_runtime_context()
+        self.file = (
+            StateFile(Path(state_dir) / f"{STATE_FILE_PREFIX}{context.get_actor_id()}.json")
+            if state_dir is not None
+            else None
+        )
+        if context.was_current_actor_reconstructed:
+            self._recover()
+        self.restarted = bool(context.was_current_actor_reconstructed)
 
-    def lease(self, n, est_tokens, est_cost, settlements, rate_tokens=None):
-        return _grant(self.core, n, est_tokens, est_cost, settlements, rate_tokens)
+    def _recover(self) -> None:
+        state = self.file.read() if self.file is not None else None
+        if state is not None:
+            age = restore(self.core, state["core"])
+            self.tickets.load(state["tickets"], _decode_result)
+            logger.warning(
+                "%s: the shared limiter restarted; its clock and budget books were restored "
+                "(state %.2fs old)",
+                self.core.endpoint,
+                age,
+            )
+            return
+        pause = self.core.pause_for_recovery()
+        logger.warning(
+            "%s: the shared limiter restarted without its state; pausing %.1fs so that slots "
+            "granted before do not bunch with new ones. Budget caps count from zero again.",
+            self.core.endpoint,
+            pause,
+        )
 
-    def settle(self, settlements):
+    def _save(self) -> None:
+        if self.file is not None:
+            self.file.write(
+                {"core": snapshot(self.core), "tickets": self.tickets.to_dict(_encode_result)}
+            )
+
+    def lease(self, n, est_tokens, est_cost, settlements, rate_tokens=None, ticket=None):
+        again = self.tickets.grant(ticket)
+        if again is not None:  # re-sent by Ray after a restart: the grant it already had
+            return again
+        self.tickets.seen(ticket)
+        result = _grant(self.core, n, est_tokens, est_cost, settlements, rate_tokens)
+        self.tickets.remember_grant(ticket, result)
+        self._save()
+        return result
+
+    def settle(self, settlements, ticket=None):
+        if self.tickets.seen(ticket):
+            return
         self.core.settle(settlements)
+        self._save()
 
     def rate_limited(self, retry_after_s):
         self.core.rate_limited_by_server(retry_after_s)
+        self._save()
 
     def hint(self, limit_requests, limit_tokens, pause_s):
         self.core.server_hint(
             limit_requests=limit_requests, limit_tokens=limit_tokens, pause_s=pause_s
         )
+        self._save()
 
     def set_fatal(self, error):
         self.core.set_fatal(error)
+        self._save()
 
     def usage(self):
         return self.core.usage()
 
+    def info(self) -> dict:
+        """Where this actor runs and whether it is a restarted copy (for logs and tests)."""
+        import os
 
-def create_limiter_actor(config, *, name: str | None = None, node_id: str | None = None):
+        import ray
+
+        return {
+            "pid": os.getpid(),
+            "node_id": ray.get_runtime_context().get_node_id(),
+            "restarted": self.restarted,
+            "state_file": None if self.file is None else str(self.file.path),
+        }
+
+    def forget(self) -> None:
+        """Delete the state file (the pool is closing for good)."""
+        if self.file is not None:
+            self.file.remove()
+
+
+def _encode_result(result) -> dict:
+    status, payload = result
+    if status == "error":
+        from izero.blackbox.limiter_state import _error_to_dict
+
+        return {"status": "error", "error": _error_to_dict(payload)}
+    return {
+        "status": "ok",
+        "delays": list(payload.delays),
+        "granted_wall": time.time() - (time.monotonic() - payload.granted_at),
+    }
+
+
+def _decode_result(data: dict):
+    if data["status"] == "error":
+        from izero.blackbox.limiter_state import _error_from_dict
+
+        return ("error", _error_from_dict(data["error"]))
+    granted_at = time.monotonic() - (time.time() - data["granted_wall"])
+    return ("ok", Grant(data["delays"], granted_at, CLOCK_DOMAIN))
+
+
+def create_limiter_actor(
+    config,
+    *,
+    name: str | None = None,
+    node_id: str | None = None,
+    state_dir: str | Path | None = None,
+):
     """Start the shared limiter actor for ``config`` (needs ``ray.init``); ``name`` makes it
     findable by other drivers with ``ray.get_actor``; ``node_id`` places it on that node (its
-    workers' node: slot times are then exact on their clock)."""
+    workers' node: slot times are then exact on their clock); ``state_dir``: a folder on that
+    node's disk where it keeps the state a restart reads back.
+
+    Ray restarts the actor whenever its process dies and re-sends the calls in flight."""
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    actor_cls = ray.remote(num_cpus=0, max_restarts=0)(_LimiterActorImpl)
+    actor_cls = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(_LimiterActorImpl)
     options: dict = {"name": name, "get_if_exists": True} if name else {}
     if node_id is not None:
         options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=True)
-    return actor_cls.options(**options).remote(config)
+    return actor_cls.options(**options).remote(
+        config, None if state_dir is None else str(state_dir)
+    )
 
 
 class RemoteLimiter:
@@ -440,11 +583,13 @@ class RemoteLimiter:
     def __init__(self, handle):
         self.handle = handle
 
-    async def lease(self, n, est_tokens, est_cost, settlements, rate_tokens=None):
-        return await self.handle.lease.remote(n, est_tokens, est_cost, settlements, rate_tokens)
+    async def lease(self, n, est_tokens, est_cost, settlements, rate_tokens=None, ticket=None):
+        return await self.handle.lease.remote(
+            n, est_tokens, est_cost, settlements, rate_tokens, ticket
+        )
 
-    async def settle(self, settlements):
-        await self.handle.settle.remote(settlements)
+    async def settle(self, settlements, ticket=None):
+        await self.handle.settle.remote(settlements, ticket)
 
     async def rate_limited(self, retry_after_s):
         await self.handle.rate_limited.remote(retry_after_s)
@@ -480,7 +625,8 @@ MAX_EXPIRED_SLOTS = 8
 """After this many void slots in a row a call goes on the next one regardless (no livelock
 under a persistently lagging loop; the server's 429 then slows everybody down)."""
 BUDGET_WAIT_S = 0.1
-"""Wait before asking again while the budget caps are held by other workers' reservations."""
+"""Wait before asking again while the budget caps are held by other workers' reservations, or
+while the slots granted already reach :meth:`LimiterCore.max_lead_s` ahead."""
 STALE_GRACE_S = 0.05
 """After a lease's last slot (plus the late tolerance and this), its unused slots are refunded:
 an idle worker must not hold budget another worker could spend."""
@@ -516,6 +662,13 @@ class LeaseClient:
         self.fatal: BaseException | None = None
         self._usage_ratio = 1.0
         self._paused_until = 0.0  # monotonic; slots before it are void
+        self.client_id = uuid.uuid4().hex
+        self._seq = 0
+
+    def _ticket(self) -> tuple[str, int]:
+        """A fresh ``(client id, sequence number)``: the limiter books each ticket once."""
+        self._seq += 1
+        return (self.client_id, self._seq)
 
     def _rate_tokens(self, est_tokens: float) -> float:
         return est_tokens * min(1.0, self._usage_ratio * USAGE_SAFETY)
@@ -563,7 +716,7 @@ class LeaseClient:
         rate_tokens = self._rate_tokens(est_tokens)
         asked_at = time.monotonic()
         status, payload = await self.limiter.lease(
-            max(1, self._demand), est_tokens, est_cost, pending, rate_tokens
+            max(1, self._demand), est_tokens, est_cost, pending, rate_tokens, self._ticket()
         )
         if status == "error":
             self.fatal = payload
@@ -578,7 +731,7 @@ class LeaseClient:
         for delay in payload.delays:
             self._slots.append(start + delay)
             self._reserved_local.append((est_tokens, est_cost, rate_tokens))
-        if not payload.delays:  # the budget is held by reservations elsewhere
+        if not payload.delays:  # budget held by reservations elsewhere, or slots far enough ahead
             await asyncio.sleep(BUDGET_WAIT_S)
             return
         self._last_slot = start + payload.delays[-1]
@@ -620,7 +773,7 @@ class LeaseClient:
         """Send booked settlements to the limiter now."""
         pending, self._pending = self._pending, []
         if pending:
-            await self.limiter.settle(pending)
+            await self.limiter.settle(pending, self._ticket())
 
     async def close(self) -> None:
         """Refund unused slots and send every booking (call before the event loop ends)."""
