@@ -46,6 +46,8 @@ _VALUE_FIELDS = (
     "rpm",
     "tpm",
     "rate_factor",
+    "ceiling",
+    "_token_debt",
     "_episode_429s",
     "_last_gap",
     "calls",

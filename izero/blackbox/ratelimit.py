@@ -58,6 +58,13 @@ leased before the slowdown still come back rejected then; they are one event, no
 MIN_RATE_FACTOR = 0.25
 RAMP_UP_PER_S = 0.05
 """Share of the limit the rate factor recovers per second after a slowdown."""
+PROBE_FROM = 0.97
+PROBE_UP_PER_S = 0.001
+"""Once repeated 429s have shown where the limit really is (a ceiling on the rate factor: the
+server sends no ``x-ratelimit-limit-*``), the factor recovers fast only to ``PROBE_FROM`` of
+that ceiling, then probes upwards slowly (0.1 % of the configured limit per second); a 429
+while probing moves the ceiling there and steps back to ``PROBE_FROM`` of it. So a limit learned
+from 429s alone is held within a few percent, not overrun every few seconds."""
 MAX_PAUSE_S = 120.0
 DEFAULT_PAUSE_S = 1.0
 """Pause after a 429 that says nothing about when to retry."""
@@ -129,7 +136,9 @@ class LimiterCore:
         self.tat = clock()
         self.paused_until = 0.0
         self.rate_factor = 1.0
+        self.ceiling: float | None = None
         self._factor_at = clock()
+        self._token_debt = 0.0
         self.fatal: BaseException | None = None
         self._last_429_at = -float("inf")  # start of the latest 429 episode
         self._episode_429s = 0
@@ -148,7 +157,14 @@ class LimiterCore:
 
     # -- rate ---------------------------------------------------------------------------
     def _factor(self, now: float) -> float:
-        self.rate_factor = min(1.0, self.rate_factor + RAMP_UP_PER_S * (now - self._factor_at))
+        dt = max(0.0, now - self._factor_at)
+        factor = self.rate_factor
+        if self.ceiling is None:
+            factor += RAMP_UP_PER_S * dt
+        else:  # fast up to just below the limit learned from 429s, then slowly
+            fast = max(0.0, min(dt, (PROBE_FROM * self.ceiling - factor) / RAMP_UP_PER_S))
+            factor += RAMP_UP_PER_S * fast + PROBE_UP_PER_S * (dt - fast)
+        self.rate_factor = min(1.0, factor)
         self._factor_at = now
         return self.rate_factor
 
@@ -253,7 +269,13 @@ class LimiterCore:
         return ", ".join(parts) or "no cap"
 
     def settle(self, settlements: Sequence[Settlement]) -> None:
-        """Book what leased slots finally cost and correct the clock by the token error."""
+        """Book what leased slots finally cost and correct the clock by the token error.
+
+        Tokens used beyond what the clock was charged move it later. Tokens charged and not used
+        never move it earlier (new slots would bunch with ones already granted: a burst the
+        server would see); they offset later under-charges instead, up to one lease horizon's
+        worth of tokens. Slots are charged a worker's mean tokens per call, so the two balance.
+        """
         for s in settlements:
             self.res_calls -= 1
             self.res_tokens -= s.reserved_tokens
@@ -263,13 +285,17 @@ class LimiterCore:
                 self.tokens += s.actual_tokens
                 self.cost += s.actual_cost
             if s.sent and self.tpm:
-                # Only under-estimates move the clock (later). Giving back over-estimates would
-                # place new slots among ones already granted: a burst the server would see.
                 charged = s.reserved_tokens if s.rate_tokens is None else s.rate_tokens
-                delta = s.actual_tokens - charged
-                if delta > 0:
-                    factor = self.rate_factor * (1.0 - self.margin)
-                    self.tat += delta * SECONDS_PER_MINUTE / (self.tpm * factor)
+                self._token_debt += s.actual_tokens - charged
+        if not self.tpm:
+            return
+        if self._token_debt > 0:
+            factor = self.rate_factor * (1.0 - self.margin)
+            self.tat += self._token_debt * SECONDS_PER_MINUTE / (self.tpm * factor)
+            self._token_debt = 0.0
+        else:
+            credit = self.tpm / SECONDS_PER_MINUTE * self.horizon_s
+            self._token_debt = max(self._token_debt, -credit)
 
     def rate_limited_by_server(self, retry_after_s: float | None) -> None:
         """A 429 (rate limit): pause every worker for ``retry_after_s`` and slow down.
@@ -293,9 +319,15 @@ class LimiterCore:
         self.tat = max(self.tat, self.paused_until)
 
     def _slow_down(self, now: float, hard: bool) -> None:
-        """Start a 429 episode: cut the rate factor (hard: the limit is lower than thought)."""
+        """Start a 429 episode: cut the rate factor (hard: the limit is lower than thought, and
+        the factor it was cut from is the :data:`PROBE_FROM` ceiling from then on)."""
         cut = SLOWDOWN_ON_REPEATED_429 if hard else SLOWDOWN_ON_429
-        self.rate_factor = max(MIN_RATE_FACTOR, self._factor(now) * cut)
+        before = self._factor(now)
+        if self.ceiling is not None and before >= PROBE_FROM * self.ceiling - 1e-9:
+            cut = PROBE_FROM  # probing above a limit learned before: it is about here
+        if hard or self.ceiling is not None:
+            self.ceiling = before  # where the server said no (again)
+        self.rate_factor = max(MIN_RATE_FACTOR, before * cut)
         self._last_429_at = now
         self._episode_429s = 1
         self.slowdowns += 1
@@ -630,10 +662,10 @@ while the slots granted already reach :meth:`LimiterCore.max_lead_s` ahead."""
 STALE_GRACE_S = 0.05
 """After a lease's last slot (plus the late tolerance and this), its unused slots are refunded:
 an idle worker must not hold budget another worker could spend."""
-USAGE_EWMA_WEIGHT = 0.2
-"""Weight of the newest call in the running actual/estimated token ratio."""
-USAGE_SAFETY = 1.05
-"""Factor on that ratio when charging the TPM clock (under-estimates push slots later)."""
+MEAN_TOKENS_WEIGHT = 0.05
+"""Weight of the newest paid call in a worker's running mean of tokens per call, which the TPM
+clock is charged per slot: a slot is taken by whichever call comes next, so the mean, not the
+asking call's estimate, is the unbiased charge (the limiter settles the difference)."""
 
 
 class LeaseClient:
@@ -660,7 +692,7 @@ class LeaseClient:
         self._flush_task: asyncio.Task | None = None
         self._reserved_local: collections.deque[tuple[float, float, float]] = collections.deque()
         self.fatal: BaseException | None = None
-        self._usage_ratio = 1.0
+        self._mean_tokens: float | None = None
         self._paused_until = 0.0  # monotonic; slots before it are void
         self.client_id = uuid.uuid4().hex
         self._seq = 0
@@ -671,7 +703,9 @@ class LeaseClient:
         return (self.client_id, self._seq)
 
     def _rate_tokens(self, est_tokens: float) -> float:
-        return est_tokens * min(1.0, self._usage_ratio * USAGE_SAFETY)
+        """Tokens the TPM clock is charged per slot: the running mean of paid calls (the asking
+        call's upper-bound estimate until one was paid)."""
+        return est_tokens if self._mean_tokens is None else self._mean_tokens
 
     async def acquire(self, *, est_tokens: float, est_cost: float) -> Slot:
         """Wait for a slot for one call of about ``est_tokens`` tokens and ``est_cost``."""
@@ -751,9 +785,11 @@ class LeaseClient:
             return
         slot.settled = True
         actual_tokens = tokens if paid else (slot.rate_tokens if sent else 0.0)
-        if paid and slot.est_tokens > 0:
-            sample = tokens / slot.est_tokens
-            self._usage_ratio += USAGE_EWMA_WEIGHT * (sample - self._usage_ratio)
+        if paid:
+            if self._mean_tokens is None:
+                self._mean_tokens = float(tokens)
+            else:
+                self._mean_tokens += MEAN_TOKENS_WEIGHT * (tokens - self._mean_tokens)
         self._pending.append(
             Settlement(
                 slot.est_tokens, actual_tokens, slot.est_cost, cost, sent, paid, slot.rate_tokens
