@@ -592,9 +592,10 @@ def create_limiter_actor(
     state_dir: str | Path | None = None,
 ):
     """Start the shared limiter actor for ``config`` (needs ``ray.init``); ``name`` makes it
-    findable by other drivers with ``ray.get_actor``; ``node_id`` places it on that node (its
-    workers' node: slot times are then exact on their clock); ``state_dir``: a folder on that
-    node's disk where it keeps the state a restart reads back.
+    findable by other drivers with ``ray.get_actor``; ``node_id`` pins it to that node (its
+    workers' node: slot times are then exact on their clock, and a restart finds its state
+    file there; a soft preference let Ray place it on another node of a busy cluster);
+    ``state_dir``: a folder on that node's disk where it keeps the state a restart reads back.
 
     Ray restarts the actor whenever its process dies and re-sends the calls in flight."""
     import ray
@@ -603,7 +604,7 @@ def create_limiter_actor(
     actor_cls = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(_LimiterActorImpl)
     options: dict = {"name": name, "get_if_exists": True} if name else {}
     if node_id is not None:
-        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=True)
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id, soft=False)
     return actor_cls.options(**options).remote(
         config, None if state_dir is None else str(state_dir)
     )
