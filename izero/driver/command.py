@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 
 from izero.config import load_config
 from izero.config_command import add_arguments as add_config_arguments
@@ -37,6 +39,27 @@ def _show(progress: Progress) -> None:
         print("  " + progress.best_line(), file=sys.stderr, flush=True)
 
 
+def stop_on_sigterm() -> None:
+    """Make SIGTERM stop a sweep the way Ctrl-C does.
+
+    ``ray job stop``, Kubernetes and batch schedulers stop a job with SIGTERM (and SIGKILL a
+    few seconds later: ``RAY_JOB_STOP_WAIT_TIME_S``, ``terminationGracePeriodSeconds``). By
+    default SIGTERM ends Python at once, dropping the answers of requests already sent; as
+    Ctrl-C, the sweep stops sending, waits for those answers and caches them (see
+    ``ScoringPool.close``), so that ``--resume`` pays for nothing twice.
+    """
+
+    def on_sigterm(signum, frame) -> None:
+        handler = signal.getsignal(signal.SIGINT)
+        if callable(handler):
+            handler(signal.SIGINT, frame)  # asyncio's: cancel the sweep's main task
+        else:
+            raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+
 def run(args: argparse.Namespace) -> int:
     from izero.driver.sweep import run_sweep
 
@@ -51,6 +74,7 @@ def run(args: argparse.Namespace) -> int:
         file=sys.stderr,
         flush=True,
     )
+    stop_on_sigterm()
     outcome = run_sweep(config, resume=args.resume, on_progress=_show)
     _show(outcome.progress)
     print(final_table(outcome.outcomes))
