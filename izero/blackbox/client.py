@@ -335,7 +335,9 @@ class ChatClient:
             self._sending += 1
             self._sent_all.clear()
             try:
-                text, usage = await self._sent(body, slot)
+                # shielded: a call cancelled while its request is on its way (a stopped
+                # sweep) lets the answer land in the cache instead of dropping what is paid for
+                text, usage = await asyncio.shield(self._sent(body, slot, key))
             except _Transient as err:
                 last = err.kind
                 statuses.append(err.kind)
@@ -366,12 +368,6 @@ class ChatClient:
             self.stats.prompt_tokens += prompt_tokens
             self.stats.completion_tokens += completion_tokens
             self.stats.cost += cost
-            if self.cache is not None:
-                self.cache.put(
-                    key,
-                    CachedAnswer(text, prompt_tokens, completion_tokens),
-                    model=self.config.model,
-                )
             record = CallRecord(
                 started_at=started,
                 finished_at=time.time(),
@@ -410,10 +406,14 @@ class ChatClient:
     def _count(self, status: str) -> None:
         self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
 
-    async def _sent(self, body: dict, slot: Slot) -> tuple[str, tuple[int, int]]:
-        """One attempt, counted while it is on its way (see :meth:`close`)."""
+    async def _sent(self, body: dict, slot: Slot, key: str) -> tuple[str, tuple[int, int]]:
+        """One attempt, counted while it is on its way (see :meth:`close`); its answer goes
+        into the cache as soon as it is paid for."""
         try:
-            return await self._attempt(body, slot)
+            text, usage = await self._attempt(body, slot)
+            if self.cache is not None:
+                self.cache.put(key, CachedAnswer(text, *usage), model=self.config.model)
+            return text, usage
         finally:
             self._sending -= 1
             if not self._sending:

@@ -118,8 +118,11 @@ class _ScoringWorker:
     def __init__(self, config, limiter_handle, cache_dir, scorer, seed):
         self._args = (config, limiter_handle, cache_dir, scorer, seed)
         self._scorer: EndpointScorer | None = None
+        self._closed = False
 
     def _get(self) -> EndpointScorer:
+        if self._closed:  # a call that reached the worker after close: it sends nothing
+            raise BlackBoxError(f"the scoring worker for {self._args[0].endpoint} is closed")
         if self._scorer is None:
             config, handle, cache_dir, scorer, seed = self._args
             self._scorer = EndpointScorer(
@@ -167,6 +170,7 @@ class _ScoringWorker:
 
     async def close(self) -> None:
         """Stop sending; requests already sent come back and are cached; then shut down."""
+        self._closed = True
         if self._scorer is not None:
             await self._scorer.close()
             self._scorer = None

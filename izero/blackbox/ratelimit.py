@@ -557,9 +557,11 @@ class _LimiterActorImpl:
         }
 
     def forget(self) -> None:
-        """Delete the state file (the pool is closing for good)."""
+        """Delete the state file and write it no more (the pool is closing for good; a late
+        booking from a worker must not leave it behind)."""
         if self.file is not None:
             self.file.remove()
+            self.file = None
 
 
 def _encode_result(result) -> dict:
