@@ -188,6 +188,7 @@ class ChatClient:
         self._inflight: dict[str, asyncio.Future] = {}
         self._semaphore = asyncio.Semaphore(self.config.concurrency)
         self._known_limits: tuple[float | None, float | None] = (None, None)
+        self._limits_stated = False
         self._sending = 0
         self._sent_all = asyncio.Event()
         self._sent_all.set()
@@ -485,10 +486,16 @@ class ChatClient:
         pause = None
         if remaining is not None and remaining <= 0:
             pause = parse_duration_s(headers.get("x-ratelimit-reset-requests"))
-        if (any(new_limits) and new_limits != self._known_limits) or pause:
+        # the first stated limits go to the limiter even when they are the configured ones:
+        # a server that states its limit makes 429s a matter of pacing, not of a lower limit
+        first = not self._limits_stated and bool(limit_req or limit_tok)
+        if (any(new_limits) and new_limits != self._known_limits) or pause or first:
+            self._limits_stated = self._limits_stated or first
             if any(new_limits):
                 self._known_limits = new_limits
-            await self.lease.on_hint(new_limits[0], new_limits[1], pause)
+            await self.lease.on_hint(
+                limit_req if first else new_limits[0], limit_tok if first else new_limits[1], pause
+            )
 
     async def _raise_for_status(self, resp: aiohttp.ClientResponse) -> None:
         status = resp.status

@@ -40,13 +40,14 @@ STATE_VERSION = 1
 #: Tickets remembered per client for settlements (a client has a few calls in flight at most).
 SEEN_TICKETS_PER_CLIENT = 256
 #: Clock fields of ``LimiterCore``, stored as offsets from the snapshot's moment.
-_TIME_FIELDS = ("tat", "paused_until", "_factor_at", "_last_429_at", "last_lease_at")
+_TIME_FIELDS = ("tat", "paused_until", "_factor_at", "_last_429_at", "last_lease_at", "_debt_at")
 #: Plain fields of ``LimiterCore``.
 _VALUE_FIELDS = (
     "rpm",
     "tpm",
     "rate_factor",
     "ceiling",
+    "limits_stated",
     "_token_debt",
     "_episode_429s",
     "_last_gap",

@@ -79,7 +79,9 @@ bounds how long a limiter restarted without its state must wait before granting 
 class Settlement:
     """What one leased slot finally cost. ``sent``: a request went out on it; ``paid``: it was
     answered (billed). Token and cost figures are the reservation and the actual usage;
-    ``rate_tokens`` is what the rate clock was charged (``None``: the reservation)."""
+    ``rate_tokens`` is what the rate clock was charged (``None``: the reservation).
+    ``adjust``: no slot's settlement but a correction of the TPM clock by ``actual_tokens``
+    (the call that took a slot is expected to use that many more tokens than it charged)."""
 
     reserved_tokens: float
     actual_tokens: float
@@ -88,6 +90,7 @@ class Settlement:
     sent: bool
     paid: bool
     rate_tokens: float | None = None
+    adjust: bool = False
 
 
 @dataclass(frozen=True)
@@ -137,8 +140,10 @@ class LimiterCore:
         self.paused_until = 0.0
         self.rate_factor = 1.0
         self.ceiling: float | None = None
+        self.limits_stated = False
         self._factor_at = clock()
         self._token_debt = 0.0
+        self._debt_at = clock()
         self.fatal: BaseException | None = None
         self._last_429_at = -float("inf")  # start of the latest 429 episode
         self._episode_429s = 0
@@ -273,10 +278,18 @@ class LimiterCore:
 
         Tokens used beyond what the clock was charged move it later. Tokens charged and not used
         never move it earlier (new slots would bunch with ones already granted: a burst the
-        server would see); they offset later under-charges instead, up to one lease horizon's
-        worth of tokens. Slots are charged a worker's mean tokens per call, so the two balance.
+        server would see); they offset later under-charges instead: at most one lease horizon's
+        worth of tokens, fading within about a horizon (credit saved up long ago would be a
+        burst in the server's current window).
         """
+        if self._token_debt < 0:
+            now = self.clock()
+            self._token_debt *= math.exp(-max(0.0, now - self._debt_at) / self.horizon_s)
+            self._debt_at = now
         for s in settlements:
+            if s.adjust:
+                self._token_debt += s.actual_tokens
+                continue
             self.res_calls -= 1
             self.res_tokens -= s.reserved_tokens
             self.res_cost -= s.reserved_cost
@@ -296,6 +309,7 @@ class LimiterCore:
         else:
             credit = self.tpm / SECONDS_PER_MINUTE * self.horizon_s
             self._token_debt = max(self._token_debt, -credit)
+            self._debt_at = self.clock()
 
     def rate_limited_by_server(self, retry_after_s: float | None) -> None:
         """A 429 (rate limit): pause every worker for ``retry_after_s`` and slow down.
@@ -319,14 +333,21 @@ class LimiterCore:
         self.tat = max(self.tat, self.paused_until)
 
     def _slow_down(self, now: float, hard: bool) -> None:
-        """Start a 429 episode: cut the rate factor (hard: the limit is lower than thought, and
-        the factor it was cut from is the :data:`PROBE_FROM` ceiling from then on)."""
-        cut = SLOWDOWN_ON_REPEATED_429 if hard else SLOWDOWN_ON_429
+        """Start a 429 episode: cut the rate factor. Hard (repeated 429s): the limit is lower
+        than configured, and the factor it was cut from is the :data:`PROBE_FROM` ceiling from
+        then on; a later episode lowers the ceiling by at most that much (429s of an uneven
+        stream, tokens especially, must not ratchet it down). A server that states its limit
+        is believed: its 429s are uneven pacing, and only cost a lone slowdown."""
+        cut = SLOWDOWN_ON_REPEATED_429 if hard and not self.limits_stated else SLOWDOWN_ON_429
         before = self._factor(now)
         if self.ceiling is not None and before >= PROBE_FROM * self.ceiling - 1e-9:
             cut = PROBE_FROM  # probing above a limit learned before: it is about here
-        if hard or self.ceiling is not None:
-            self.ceiling = before  # where the server said no (again)
+        if self.limits_stated:
+            pass
+        elif self.ceiling is not None:
+            self.ceiling = max(before, PROBE_FROM * self.ceiling)
+        elif hard:
+            self.ceiling = before  # where the server said no again
         self.rate_factor = max(MIN_RATE_FACTOR, before * cut)
         self._last_429_at = now
         self._episode_429s = 1
@@ -340,7 +361,10 @@ class LimiterCore:
         pause_s: float | None = None,
     ) -> None:
         """Adopt tighter per-minute limits the server reports (``x-ratelimit-limit-*``) and a
-        pause until its window resets when it reports nothing remaining."""
+        pause until its window resets when it reports nothing remaining. A server that states
+        its limits is believed: its 429s slow the clock but set no :data:`PROBE_FROM` ceiling."""
+        if limit_requests or limit_tokens:
+            self.limits_stated = True
         if limit_requests and (self.rpm is None or limit_requests < self.rpm):
             logger.info(
                 "%s: server reports %s requests/min; adopting it", self.endpoint, limit_requests
@@ -409,6 +433,8 @@ class Grant:
     delays: list[float]
     granted_at: float
     clock_domain: str | None
+    seconds_per_token: float = 0.0
+    """What one token costs on the TPM clock now (0 without a TPM limit)."""
 
 
 def _grant(core: LimiterCore, n, est_tokens, est_cost, settlements, rate_tokens):
@@ -424,7 +450,12 @@ def _grant(core: LimiterCore, n, est_tokens, est_cost, settlements, rate_tokens)
     except EndpointError as err:
         return ("error", err)
     domain = CLOCK_DOMAIN if core.clock is time.monotonic else None
-    return ("ok", Grant(delays, core.last_lease_at, domain))
+    per_token = (
+        SECONDS_PER_MINUTE / (core.tpm * core.rate_factor * (1.0 - core.margin))
+        if core.tpm
+        else 0.0
+    )
+    return ("ok", Grant(delays, core.last_lease_at, domain, per_token))
 
 
 class LocalLimiter:
@@ -647,9 +678,11 @@ class Slot:
     est_cost: float
     rate_tokens: float
     settled: bool = False
+    call_tokens: float = 0.0
+    """The estimate of the call that took the slot (its own, not the asking call's)."""
 
 
-SETTLE_FLUSH_S = 0.2
+SETTLE_FLUSH_S = 0.05
 DEFAULT_LATE_TOLERANCE_S = 0.01
 """A slot reached later than this (seconds) is void: a late send bunches with the next ones
 (e.g. after the event loop stalled). With slots ``1 / (r (1 - margin))`` apart, sends late by
@@ -665,10 +698,11 @@ while the slots granted already reach :meth:`LimiterCore.max_lead_s` ahead."""
 STALE_GRACE_S = 0.05
 """After a lease's last slot (plus the late tolerance and this), its unused slots are refunded:
 an idle worker must not hold budget another worker could spend."""
-MEAN_TOKENS_WEIGHT = 0.05
-"""Weight of the newest paid call in a worker's running mean of tokens per call, which the TPM
-clock is charged per slot: a slot is taken by whichever call comes next, so the mean, not the
-asking call's estimate, is the unbiased charge (the limiter settles the difference)."""
+USAGE_EWMA_WEIGHT = 0.2
+"""Weight of the newest paid call in a worker's running ratio of used to estimated tokens. The
+TPM clock is charged the asking call's estimate times that ratio per slot: the calls that take
+a lease's slots are mostly its neighbours (the examples of one instruction, one task), so its
+estimate predicts theirs; the limiter settles the difference both ways."""
 
 
 class LeaseClient:
@@ -695,7 +729,8 @@ class LeaseClient:
         self._flush_task: asyncio.Task | None = None
         self._reserved_local: collections.deque[tuple[float, float, float]] = collections.deque()
         self.fatal: BaseException | None = None
-        self._mean_tokens: float | None = None
+        self._usage_ratio = 1.0
+        self._seconds_per_token = 0.0
         self._paused_until = 0.0  # monotonic; slots before it are void
         self.client_id = uuid.uuid4().hex
         self._seq = 0
@@ -706,9 +741,8 @@ class LeaseClient:
         return (self.client_id, self._seq)
 
     def _rate_tokens(self, est_tokens: float) -> float:
-        """Tokens the TPM clock is charged per slot: the running mean of paid calls (the asking
-        call's upper-bound estimate until one was paid)."""
-        return est_tokens if self._mean_tokens is None else self._mean_tokens
+        """Tokens the TPM clock is charged per slot (see :data:`USAGE_EWMA_WEIGHT`)."""
+        return est_tokens * self._usage_ratio
 
     async def acquire(self, *, est_tokens: float, est_cost: float) -> Slot:
         """Wait for a slot for one call of about ``est_tokens`` tokens and ``est_cost``."""
@@ -722,7 +756,7 @@ class LeaseClient:
                     while not self._slots:
                         await self._refill(est_tokens, est_cost)
                     when = self._slots.popleft()
-                    slot = Slot(*self._reserved_local.popleft())
+                    slot = Slot(*self._reserved_local.popleft(), call_tokens=est_tokens)
             finally:
                 self._demand -= 1
             delay = when - time.monotonic()
@@ -743,7 +777,26 @@ class LeaseClient:
                 self.expired_slots += 1
                 self.release(slot, sent=False, paid=False)
                 continue
+            self._charge_the_call(slot, est_tokens)
             return slot
+
+    def _charge_the_call(self, slot: Slot, est_tokens: float) -> None:
+        """Charge the TPM clock what the call that took ``slot`` is expected to use (the lease
+        charged its asking call's): a larger call moves this worker's later slots (and the
+        shared clock) later at once, instead of once its answer is settled; a smaller one
+        leaves the difference as credit."""
+        predicted = self._rate_tokens(est_tokens)
+        delta = predicted - slot.rate_tokens
+        if not self._seconds_per_token or abs(delta) < 1e-9:
+            return
+        slot.rate_tokens = predicted
+        self._pending.append(Settlement(0.0, delta, 0.0, 0.0, True, False, adjust=True))
+        if delta > 0:
+            shift = delta * self._seconds_per_token
+            self._slots = collections.deque(t + shift for t in self._slots)
+            if self._slots:
+                self._last_slot = self._slots[-1]
+        self._schedule_flush()
 
     async def _refill(self, est_tokens: float, est_cost: float) -> None:
         ahead = self._last_slot - time.monotonic() - self.horizon_s
@@ -758,6 +811,7 @@ class LeaseClient:
         if status == "error":
             self.fatal = payload
             raise payload
+        self._seconds_per_token = payload.seconds_per_token
         if payload.clock_domain is not None and payload.clock_domain == CLOCK_DOMAIN:
             # same host and boot: the limiter's slot times are exact on our clock, so workers
             # whose round trips differ still send in the order and spacing it granted
@@ -788,11 +842,9 @@ class LeaseClient:
             return
         slot.settled = True
         actual_tokens = tokens if paid else (slot.rate_tokens if sent else 0.0)
-        if paid:
-            if self._mean_tokens is None:
-                self._mean_tokens = float(tokens)
-            else:
-                self._mean_tokens += MEAN_TOKENS_WEIGHT * (tokens - self._mean_tokens)
+        if paid and slot.call_tokens > 0:
+            sample = tokens / slot.call_tokens
+            self._usage_ratio += USAGE_EWMA_WEIGHT * (sample - self._usage_ratio)
         self._pending.append(
             Settlement(
                 slot.est_tokens, actual_tokens, slot.est_cost, cost, sent, paid, slot.rate_tokens

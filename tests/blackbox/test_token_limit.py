@@ -42,22 +42,41 @@ def test_unused_tokens_offset_later_overruns_but_never_pull_the_clock_back():
     assert core.lease(1, est_tokens=50, est_cost=0.0, rate_tokens=10) == pytest.approx([0.35 + 2.0])
 
 
-def test_a_worker_charges_its_mean_call_not_the_asking_calls_estimate():
-    core = LimiterCore(rpm=None, tpm=600_000, margin=0.0, horizon_s=0.05)
+def test_each_call_is_charged_its_own_expected_tokens_at_once():
+    """Slots are leased for the asking call, then taken by calls of other sizes: each call's
+    expected tokens (its estimate times the used/estimated ratio seen so far) replace the slot's
+    charge when it is taken, so what the clock was charged follows what calls use."""
+    core = LimiterCore(rpm=None, tpm=6_000_000, margin=0.0, horizon_s=0.05)
+    booked: list[Settlement] = []
+    settle = core.settle
+
+    def record(settlements):
+        booked.extend(settlements)
+        settle(settlements)
+
+    core.settle = record
     client = LeaseClient(LocalLimiter(core), horizon_s=0.05)
     rng = random.Random(0)
-    sizes = [rng.choice([20, 40, 300]) for _ in range(200)]  # what calls really use
+    estimates = [rng.choice([40, 80, 400]) for _ in range(300)]  # upper bounds, used half
+
+    async def call(est: int) -> None:
+        slot = await client.acquire(est_tokens=est, est_cost=0.0)
+        await asyncio.sleep(0.01)  # the request on its way
+        client.release(slot, sent=True, paid=True, tokens=est / 2)
 
     async def main():
-        for tokens in sizes:
-            slot = await client.acquire(est_tokens=400, est_cost=0.0)  # a generous bound
-            client.release(slot, sent=True, paid=True, tokens=tokens)
+        for i in range(0, len(estimates), 30):  # 30 calls at once: one lease serves several
+            await asyncio.gather(*(call(est) for est in estimates[i : i + 30]))
         await client.close()
 
     asyncio.run(main())
-    mean = sum(sizes) / len(sizes)
-    assert client._rate_tokens(400) == pytest.approx(mean, rel=0.35)
-    assert core.res_calls == 0 and core.usage().tokens == sum(sizes)
+    used = sum(estimates) / 2
+    paid = [s for s in booked if s.paid]
+    adjusted = [s for s in booked if s.adjust]
+    charged = sum(s.rate_tokens for s in paid)
+    assert len(paid) == 300 and adjusted  # calls larger or smaller than their slot's charge
+    assert abs(charged - used) <= 0.05 * used  # the clock was charged about what was used
+    assert core.res_calls == 0 and core.usage().tokens == pytest.approx(used)
 
 
 def _learn(core: LimiterCore, clock: FakeClock, *, true_rpm: float, seconds: float):
