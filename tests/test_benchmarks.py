@@ -82,6 +82,7 @@ def test_scoring_throughput_small_limit(tmp_path):
         "--seconds", "2",
         "--latency", "0.02",
         "--min-requests", "20",
+        "--tpms", "",
     )  # fmt: skip
     assert set(out) >= {"share_of_limit", "share_429", "lost"}
     assert out["lost"] == 0 and out["cases"] == 2

@@ -194,6 +194,7 @@ class ChatClient:
         self._inflight: dict[str, asyncio.Future] = {}
         self._semaphore = asyncio.Semaphore(self.config.concurrency)
         self._known_limits: tuple[float | None, float | None] = (None, None)
+        self._limits_stated = False
         self._sending = 0
         self._sent_all = asyncio.Event()
         self._sent_all.set()
@@ -365,7 +366,9 @@ class ChatClient:
             self._sending += 1
             self._sent_all.clear()
             try:
-                text, usage = await self._sent(body, slot)
+                # shielded: a call cancelled while its request is on its way (a stopped
+                # sweep) lets the answer land in the cache instead of dropping what is paid for
+                text, usage = await asyncio.shield(self._sent(body, slot, key))
             except _Transient as err:
                 last = err.kind
                 statuses.append(err.kind)
@@ -403,12 +406,6 @@ class ChatClient:
             self.stats.prompt_tokens += prompt_tokens
             self.stats.completion_tokens += completion_tokens
             self.stats.cost += cost
-            if self.cache is not None:
-                self.cache.put(
-                    key,
-                    CachedAnswer(text, prompt_tokens, completion_tokens),
-                    model=self.config.model,
-                )
             record = CallRecord(
                 started_at=started,
                 finished_at=time.time(),
@@ -451,10 +448,14 @@ class ChatClient:
     def _count(self, status: str) -> None:
         self.stats.by_status[status] = self.stats.by_status.get(status, 0) + 1
 
-    async def _sent(self, body: dict, slot: Slot) -> tuple[str, tuple[int, int]]:
-        """One attempt, counted while it is on its way (see :meth:`close`)."""
+    async def _sent(self, body: dict, slot: Slot, key: str) -> tuple[str, tuple[int, int]]:
+        """One attempt, counted while it is on its way (see :meth:`close`); its answer goes
+        into the cache as soon as it is paid for."""
         try:
-            return await self._attempt(body, slot)
+            text, usage = await self._attempt(body, slot)
+            if self.cache is not None:
+                self.cache.put(key, CachedAnswer(text, *usage), model=self.config.model)
+            return text, usage
         finally:
             self._sending -= 1
             if not self._sending:
@@ -526,10 +527,16 @@ class ChatClient:
         pause = None
         if remaining is not None and remaining <= 0:
             pause = parse_duration_s(headers.get("x-ratelimit-reset-requests"))
-        if (any(new_limits) and new_limits != self._known_limits) or pause:
+        # the first stated limits go to the limiter even when they are the configured ones:
+        # a server that states its limit makes 429s a matter of pacing, not of a lower limit
+        first = not self._limits_stated and bool(limit_req or limit_tok)
+        if (any(new_limits) and new_limits != self._known_limits) or pause or first:
+            self._limits_stated = self._limits_stated or first
             if any(new_limits):
                 self._known_limits = new_limits
-            await self.lease.on_hint(new_limits[0], new_limits[1], pause)
+            await self.lease.on_hint(
+                limit_req if first else new_limits[0], limit_tok if first else new_limits[1], pause
+            )
 
     async def _raise_for_status(self, resp: aiohttp.ClientResponse) -> None:
         status = resp.status

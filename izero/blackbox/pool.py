@@ -13,6 +13,7 @@ import asyncio
 import logging
 import random
 import resource
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -134,8 +135,11 @@ class _ScoringWorker:
     def __init__(self, config, limiter_handle, cache_dir, scorer, seed, health_handle=None):
         self._args = (config, limiter_handle, cache_dir, scorer, seed, health_handle)
         self._scorer: EndpointScorer | None = None
+        self._closed = False
 
     def _get(self) -> EndpointScorer:
+        if self._closed:  # a call that reached the worker after close: it sends nothing
+            raise BlackBoxError(f"the scoring worker for {self._args[0].endpoint} is closed")
         if self._scorer is None:
             config, handle, cache_dir, scorer, seed, health = self._args
             self._scorer = EndpointScorer(
@@ -184,6 +188,7 @@ class _ScoringWorker:
 
     async def close(self) -> None:
         """Stop sending; requests already sent come back and are cached; then shut down."""
+        self._closed = True
         if self._scorer is not None:
             await self._scorer.close()
             self._scorer = None
@@ -211,6 +216,10 @@ class ScoringPool:
     ``(prediction, answers, metric) -> float`` (``None`` = ``izero.tasks.metrics
     .score_answer``); ``worker_num_cpus``: CPUs Ray reserves per worker; ``limiter_name``:
     a Ray actor name to share the limiter with other pools of the same endpoint.
+
+    Placement: the workers and the limiter run on the caller's node (the driver's), next to the
+    cache; the limiter keeps its state file in ``cache_dir`` (else the temp dir), so that Ray
+    can restart it there without losing its clock or budget books.
     """
 
     def __init__(
@@ -233,7 +242,10 @@ class ScoringPool:
             raise ConfigError("num_workers", num_workers, "an integer >= 1")
         self.config = config.resolved()
         node = ray.get_runtime_context().get_node_id()
-        self.limiter = create_limiter_actor(self.config, name=limiter_name, node_id=node)
+        state_dir = Path(cache_dir if cache_dir is not None else tempfile.gettempdir())
+        self.limiter = create_limiter_actor(
+            self.config, name=limiter_name, node_id=node, state_dir=state_dir / "limiter"
+        )
         self.health = (
             create_health_actor(self.config, node_id=node)
             if self.config.outage_allowance_s is not None
@@ -381,6 +393,7 @@ class ScoringPool:
             logger.warning("scoring workers of %s did not close cleanly", self.config.endpoint)
         try:
             self._final_usage = ray.get(self.limiter.usage.remote(), timeout=30)
+            ray.get(self.limiter.forget.remote(), timeout=30)
         except Exception:
             logger.warning("usage totals of %s could not be read", self.config.endpoint)
         for actor in [*self.workers, self.limiter, *([self.health] if self.health else [])]:

@@ -10,8 +10,10 @@ configurable latency, enforces RPM/TPM limits over a sliding window (429 with ``
 ``retry-after-ms``, ``x-ratelimit-*`` headers and OpenAI error JSON), injects faults (5xx,
 hangs, malformed or truncated bodies, dropped connections), can play an account out of quota
 (429 ``insufficient_quota``) and rejects a wrong key with 401. Every request is counted with
-its arrival time (``/_stats`` and :meth:`SimulatedServer.stats`). Prompts in APE's forward
-template get proposed instructions instead (:mod:`izero.blackbox.simulated_proposer`).
+its arrival time, and every answered one with its tokens and a digest of the request
+(``/_stats`` and :meth:`SimulatedServer.stats`: a digest answered twice is a call paid twice).
+Prompts in APE's forward template get proposed instructions instead
+(:mod:`izero.blackbox.simulated_proposer`).
 
 Run it standalone with ``python -m izero.blackbox.simulated --tasks sum,diff --rpm 600``.
 """
@@ -278,6 +280,7 @@ class _Record:
     status: int
     fault: str
     tokens: int
+    key: str = ""
 
 
 class _Window:
@@ -365,6 +368,8 @@ class _App:
             "ok_times": [r.t for r in self.records if r.status == 200 and not r.fault],
             "statuses": [r.status for r in self.records],
             "tokens": sum(r.tokens for r in self.records if r.status == 200),
+            "ok_tokens": [r.tokens for r in self.records if r.status == 200 and not r.fault],
+            "ok_keys": [r.key for r in self.records if r.status == 200 and not r.fault],
         }
 
     async def stats_handler(self, request: web.Request) -> web.Response:
@@ -558,6 +563,7 @@ class _App:
             raise asyncio.CancelledError
         record.status = 200
         record.tokens = tokens
+        record.key = request_digest(body)
         return web.Response(body=raw, content_type="application/json", headers=headers)
 
     def _fault(self) -> str:
@@ -726,6 +732,13 @@ def _serve_subprocess(tasks, keywords, options, host, port, conn) -> None:
     with contextlib.suppress(EOFError):
         conn.recv()
     server.stop()
+
+
+def request_digest(body: Mapping[str, Any]) -> str:
+    """A short digest of a request's model, messages and sampling parameters: two answered
+    requests with the same digest are one call paid twice."""
+    blob = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
 def max_in_window(times: Sequence[float], window_s: float) -> int:

@@ -7,7 +7,9 @@ import contextlib
 import dataclasses
 import logging
 import os
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +59,23 @@ def _cache_dir(config: SweepConfig, store: ResultsStore) -> Path:
 
 
 def _init_ray(num_cpus: int | None = None) -> None:
+    with _keeping_sigterm_handler():
+        _start_ray(num_cpus)
+
+
+@contextlib.contextmanager
+def _keeping_sigterm_handler():
+    """``ray.init`` replaces the SIGTERM handler with one that exits at once; a handler the
+    caller installed (``izero sweep``'s: stop as on Ctrl-C, caching requests in flight) stays."""
+    mine = signal.getsignal(signal.SIGTERM) if _main_thread() else None
+    try:
+        yield
+    finally:
+        if callable(mine):
+            signal.signal(signal.SIGTERM, mine)
+
+
+def _start_ray(num_cpus: int | None = None) -> None:
     import ray
 
     if ray.is_initialized():
@@ -70,6 +89,10 @@ def _init_ray(num_cpus: int | None = None) -> None:
         log_to_driver=False,
         runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}},
     )
+
+
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
 
 
 def run_sweep(

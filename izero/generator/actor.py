@@ -9,8 +9,9 @@ that alternate with generation batches (see :class:`GeneratorActor`).
 
 :class:`GeneratorPool` starts one actor per GPU (one on a CPU-only cluster unless told
 otherwise), splits each call over the actors by load, and retries a call whose actor died or
-became unavailable while it was in flight (bounded by ``max_retries``); Ray restarts the actor
-(``max_restarts``), so the retried call lands on a fresh copy of the model.
+became unavailable while it was in flight (bounded by ``max_retries``) on another actor; Ray
+restarts the failed actor (``max_restarts``; on another node when its node was lost), and the
+pool sends it calls again once it answers ``ready``.
 """
 
 from __future__ import annotations
@@ -392,6 +393,10 @@ class GeneratorPool:
             for _ in range(num_actors)
         ]
         self._inflight = [0] * num_actors
+        self._down: set[int] = set()
+        """Actors that failed a call and have not answered ``ready`` since (Ray is restarting
+        them, after a lost node on another one): calls go to the others meanwhile."""
+        self._watchers: dict[int, asyncio.Task] = {}
         logger.info(
             "started %d generator actors (engine=%s, gpu=%s)",
             num_actors,
@@ -518,17 +523,40 @@ class GeneratorPool:
             ray.kill(actor, no_restart=True)
 
     # ------------------------------------------------------------------ internals
+    def _up(self) -> list[int]:
+        """Actors not known to be down (all of them when every one is)."""
+        return [i for i in range(len(self.actors)) if i not in self._down] or list(
+            range(len(self.actors))
+        )
+
     def _shards(self, requests: list[Any]) -> list[list[Any]]:
-        n = min(len(self.actors), len(requests))
+        n = min(len(self._up()), len(requests))
         if n <= 1:
             return [requests] if requests else []
         size = -(-len(requests) // n)
         return [requests[i : i + size] for i in range(0, len(requests), size)]
 
     def _pick(self, avoid: int | None = None) -> int:
-        """The least-loaded actor, other than ``avoid`` when there is another."""
-        choices = [i for i in range(len(self.actors)) if i != avoid] or [0]
+        """The least-loaded actor that is up, other than ``avoid`` when there is another."""
+        choices = [i for i in self._up() if i != avoid]
+        choices = choices or [i for i in range(len(self.actors)) if i != avoid] or [0]
         return min(choices, key=lambda i: self._inflight[i])
+
+    def _mark_down(self, idx: int) -> None:
+        """Send no calls to actor ``idx`` until it answers ``ready`` again (watched here)."""
+        if idx in self._down:
+            return
+        self._down.add(idx)
+        self._watchers[idx] = asyncio.get_running_loop().create_task(self._watch(idx))
+
+    async def _watch(self, idx: int) -> None:
+        try:
+            await asyncio.wait_for(self._ready_ref(idx), timeout=self.ready_timeout_s)
+        except Exception as exc:  # dead for good, or not back in time: it stays out
+            logger.warning("generator actor %d did not come back (%s)", idx, type(exc).__name__)
+            return
+        self._down.discard(idx)
+        logger.info("generator actor %d is back", idx)
 
     def _submit(self, method: str, shard: list[Any], idx: int) -> tuple[int, Any]:
         self._inflight[idx] += 1
@@ -556,6 +584,8 @@ class GeneratorPool:
                     self._inflight[idx] -= 1
             except _actor_errors() as exc:
                 attempt += 1
+                if idx is not None:
+                    self._mark_down(idx)
                 self._check_retry(attempt, exc)
                 await asyncio.sleep(_backoff(attempt))
             except asyncio.TimeoutError as exc:
