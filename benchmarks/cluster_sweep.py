@@ -151,7 +151,7 @@ def run_sweep(args, cluster, server, tasks, seeds: int, out: Path, remove_node: 
             time.sleep(1)
     sampler = None
     removed = False
-    replacement = None
+    replace_at = None  # when the autoscaler's new node joins (added in this, the main, thread)
     expected_calls = seeds * len(tasks) * _calls_per_run(args.preset)
     while True:
         status = client.get_job_status(job).value
@@ -168,15 +168,16 @@ def run_sweep(args, cluster, server, tasks, seeds: int, out: Path, remove_node: 
                 cluster.remove_node(victim, allow_graceful=False)  # lost, not drained
                 removed = True
                 print(f"  removed a worker node after {done} answered requests", file=sys.stderr)
-                replacement = threading.Timer(  # the autoscaler's new node
-                    args.replace_after_s, lambda: cluster.add_node(num_cpus=1, num_gpus=1)
-                )
-                replacement.start()
+                replace_at = time.time() + args.replace_after_s
+        if replace_at is not None and time.time() >= replace_at:
+            cluster.add_node(num_cpus=1, num_gpus=1)  # the autoscaler's new node
+            replace_at = None
+            print("  a replacement worker node joined", file=sys.stderr)
         time.sleep(0.5)
     if sampler is not None:
         sampler.stop()
-    if replacement is not None:
-        replacement.join()
+    if replace_at is not None:  # the sweep ended first: the next one has its nodes back
+        cluster.add_node(num_cpus=1, num_gpus=1)
     info = client.get_job_info(job)
     if status != "SUCCEEDED":
         raise RuntimeError(f"sweep of {seeds} seed(s) ended {status}:\n{client.get_job_logs(job)}")
