@@ -427,7 +427,9 @@ class HealthClient:
         self._apply(await self.backend.view())
 
     def _apply(self, view: HealthView) -> None:
-        if view.outage or self.view.outage:
+        # a new epoch: an outage was declared since the last view, even if it is over by now
+        # (declared and ended while this process's calls waited to ask): it was on after them
+        if view.outage or self.view.outage or view.epoch != self.view.epoch:
             self._outage_seen_at = time.monotonic()
         self.view = view
 

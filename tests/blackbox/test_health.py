@@ -20,10 +20,13 @@ from izero.blackbox.health import (
     PROBE_CAP_S,
     UNSENT,
     EndpointUnavailableError,
+    HealthClient,
     HealthCore,
+    LocalHealth,
 )
 from izero.blackbox.pool import EndpointScorer, ScoringPool
 from izero.blackbox.simulated import SimulatedOptions, SimulatedServer
+from tests.ports import quiet_port
 
 from .conftest import MODEL, SECRET_KEY, exact_scorer
 
@@ -166,20 +169,38 @@ def _config(base_url: str, **overrides) -> EndpointConfig:
     return EndpointConfig(**options)
 
 
-def _server(sum_task, port: int = 0) -> SimulatedServer:
+def test_an_outage_that_began_and_ended_while_a_call_waited_counts_as_seen(monkeypatch):
+    """A worker whose calls failed before the outage was declared, and that asks only after
+    it is over, still learns that it happened (a new epoch): those failures were the outage's,
+    and its calls keep their retries (found with two workers, one of which never saw it)."""
+    import izero.blackbox.health as health
+
+    monkeypatch.setattr(health, "VERDICT_WAIT_S", 0.0)
+    now = [0.0]
+    core = HealthCore(endpoint="e", allowance_s=60.0, clock=lambda: now[0])
+    client = HealthClient(LocalHealth(core))
+    failed_at = time.monotonic()
+    core.observe([("connection", False)] * 5)
+    now[0] = 2.0
+    assert core.view().outage  # declared (another worker's report or the progress display)
+    core.observe([(ANSWERED, True)])  # its probe is answered: over
+    assert not core.view().outage
+    asyncio.run(client.verdict())
+    assert not client.view.outage and client.outage_seen_since(failed_at)
+
+
+def _server(sum_task, port: int | None = None) -> SimulatedServer:
     server = SimulatedServer(
-        [sum_task], options=SimulatedOptions(model=MODEL, latency_s=0.02), port=port
+        [sum_task],
+        options=SimulatedOptions(model=MODEL, latency_s=0.02),
+        port=quiet_port() if port is None else port,
     )
     server.start()
     return server
 
 
 def _closed_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return quiet_port()
 
 
 def test_calls_are_held_through_an_outage_and_none_fails(sum_task, tmp_path):
