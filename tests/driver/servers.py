@@ -16,6 +16,7 @@ import threading
 from aiohttp import web
 
 from izero.blackbox.simulated import SimulatedOptions, SimulatedServer, _App
+from tests.ports import quiet_port
 
 
 def digest(body: dict) -> str:
@@ -42,8 +43,9 @@ class CountingServer(SimulatedServer):
     """A :class:`SimulatedServer` (served from a thread) that keeps the digest of every request
     it answered, in order, across :meth:`stop` and :meth:`start` (on the same port)."""
 
-    def __init__(self, tasks, *, options: SimulatedOptions, port: int = 0):
-        super().__init__(tasks, options=options, port=port)
+    def __init__(self, tasks, *, options: SimulatedOptions, port: int | None = None):
+        # a quiet port: while it is stopped, no other process (a Ray worker) can be given it
+        super().__init__(tasks, options=options, port=quiet_port() if port is None else port)
         self.answered_keys: list[str] = []
         self._lock = threading.Lock()
 

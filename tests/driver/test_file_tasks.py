@@ -91,17 +91,19 @@ def test_csv_and_jsonl_tasks_with_a_plugin_metric_end_to_end(ray_local, tmp_path
 
 
 def test_unreachable_tracking_server_warns_once_and_the_sweep_finishes(ray_local, tmp_path, caplog):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    raw = yaml.safe_load(example_config(tmp_path).read_text())
-    raw.update(
-        tasks=raw["tasks"][:1],
-        methods=["manual"],
-        tracking={"mlflow": {"uri": f"http://127.0.0.1:{port}"}},
-    )
-    with caplog.at_level(logging.WARNING, logger="izero"):
-        outcome = run_sweep(config_from_dict(raw))
+    # a port held bound and not listening: connections are refused, and no other process (a
+    # Ray worker's gRPC server) can take it meanwhile
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        port = held.getsockname()[1]
+        raw = yaml.safe_load(example_config(tmp_path).read_text())
+        raw.update(
+            tasks=raw["tasks"][:1],
+            methods=["manual"],
+            tracking={"mlflow": {"uri": f"http://127.0.0.1:{port}"}},
+        )
+        with caplog.at_level(logging.WARNING, logger="izero"):
+            outcome = run_sweep(config_from_dict(raw))
     store = ResultsStore(outcome.uri)
     assert store.is_finished() and store.read_summaries().num_rows == 1
     tracking = [r for r in caplog.records if r.name.startswith("izero.tracking")]
