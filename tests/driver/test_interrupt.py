@@ -171,20 +171,33 @@ def test_a_killed_sweep_resumes_to_the_same_rows(reference, tmp_path):
     server = _server()
     config = tmp_path / "sweep.yaml"
     config.write_text(yaml.safe_dump(_raw(server.base_url, tmp_path / "sweep")))
+    logs = []
     try:
         for low, high in ((10, total // 2), (total // 2, total - 10)):
             moment = max(rng.randrange(low, high), len(server.answered()) + 5)
-            _stop_after(
+            _, err = _stop_after(
                 _start(_sweep_cmd(config, "--resume")),
                 server,
                 moment,
                 lambda p: os.killpg(p.pid, signal.SIGKILL),
             )
+            logs.append(err)
+        assert not ResultsStore(str(tmp_path / "sweep")).is_finished()
+        # without --resume the unfinished sweep is refused, and says how to go on
+        refused = _start(_sweep_cmd(config))
+        _, err = refused.communicate(timeout=120)
+        assert refused.returncode == 2 and "--resume" in err, err
         finish = _start(_sweep_cmd(config, "--resume"))
         _, err = finish.communicate(timeout=300)
         assert finish.returncode == 0, err
+        logs.append(err)
     finally:
         server.stop()
     assert _rows(tmp_path / "sweep") == ref_rows, f"seed {SEED}"
     # a SIGKILL loses at most the answers in flight at that moment
     assert paid_twice(server.answered()) <= 2 * CONCURRENCY
+    # the key never reaches logs, results, checkpoints or the cache
+    assert not any(KEY in text for text in logs)
+    for f in (tmp_path / "sweep").rglob("*"):
+        if f.is_file():
+            assert KEY.encode() not in f.read_bytes(), f
