@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -228,26 +226,22 @@ class Driver:
         return self.logs()[-6000:]
 
 
-def start_driver(cluster: LocalCluster, config: Path, *extra: str, cli: bool = False) -> Driver:
+def start_driver(cluster: LocalCluster, config: Path, *extra: str) -> Driver:
     """``python jobs/sweep.py --config ...`` submitted to ``cluster`` as a Ray job. The API key
     reaches the driver as it does on a real cluster: from the node's environment, not the
-    job's parameters. ``cli``: submitted as a user does, with ``ray job submit --working-dir``
-    (this checkout is uploaded and the job runs in it), else through the job API."""
+    job's parameters."""
     from ray.job_submission import JobSubmissionClient
 
     client = JobSubmissionClient(cluster.dashboard)
-    script = "jobs/sweep.py" if cli else str(REPO / "jobs" / "sweep.py")
-    command = [sys.executable, script, "--config", str(config), "--no-report", *extra]
+    script = REPO / "jobs" / "sweep.py"
+    entrypoint = " ".join(
+        [sys.executable, str(script), "--config", str(config), "--no-report", *extra]
+    )
     deadline = time.time() + 120
     while True:  # the job agent comes up a little after the dashboard
         try:
-            job_id = (
-                _submit(cluster, command)
-                if cli
-                else client.submit_job(
-                    entrypoint=" ".join(command),
-                    runtime_env={"env_vars": {"PYTHONUNBUFFERED": "1"}},
-                )
+            job_id = client.submit_job(
+                entrypoint=entrypoint, runtime_env={"env_vars": {"PYTHONUNBUFFERED": "1"}}
             )
             break
         except RuntimeError as err:
@@ -255,32 +249,6 @@ def start_driver(cluster: LocalCluster, config: Path, *extra: str, cli: bool = F
                 raise
             time.sleep(1)
     return Driver(client, job_id)
-
-
-def _submit(cluster: LocalCluster, command: list[str]) -> str:
-    """``ray job submit --no-wait --working-dir <this checkout> -- <command>``; the job's id."""
-    ray_cli = Path(sys.executable).with_name("ray")
-    submit = [
-        str(ray_cli) if ray_cli.exists() else "ray",
-        "job",
-        "submit",
-        "--address",
-        cluster.dashboard,
-        "--working-dir",
-        str(REPO),
-        "--runtime-env-json",
-        json.dumps({"env_vars": {"PYTHONUNBUFFERED": "1"}}),
-        "--no-wait",
-        "--",
-        *command,
-    ]
-    done = subprocess.run(submit, capture_output=True, text=True, timeout=300, cwd=REPO)
-    text = done.stdout + done.stderr
-    if done.returncode != 0:
-        raise RuntimeError(text[-4000:])
-    match = re.search(r"raysubmit_\w+", text)
-    assert match, text[-4000:]
-    return match.group(0)
 
 
 def wait_until(predicate, *, timeout: float, what: str, driver: Driver | None = None) -> Any:

@@ -57,8 +57,7 @@ class Reference:
 
 @pytest.fixture(scope="module")
 def reference(cluster, task_objects, tmp_path_factory) -> Reference:
-    """The uninterrupted sweep, one generator actor per GPU (the default), submitted with
-    ``ray job submit --working-dir`` as users do."""
+    """The uninterrupted sweep, one generator actor per GPU (the default)."""
     tmp = tmp_path_factory.mktemp("reference")
     server = start_server(task_objects, rpm=FAST_RPM, window_s=1.0, latency_s=0.02)
     before = actor_ids(cluster, GENERATOR, WORKER, LIMITER)
@@ -66,7 +65,7 @@ def reference(cluster, task_objects, tmp_path_factory) -> Reference:
         config = write_config(
             tmp / "sweep.yaml", base_url=server.base_url, out=tmp / "out", rpm=FAST_RPM
         )
-        driver = start_driver(cluster, config, cli=True)  # `ray job submit --working-dir .`
+        driver = start_driver(cluster, config)
         wait_until(lambda: answered(server) > 0, timeout=300, what="scoring", driver=driver)
         driver_node = driver.node(cluster)
         assert driver.wait() == "SUCCEEDED", driver.output()
