@@ -75,15 +75,6 @@ def start_cluster(root: Path):
     return cluster
 
 
-def _tasks(data_dir: Path, n: int) -> list[str]:
-    from izero.tasks import list_tasks
-    from izero.tasks.builtin import BUILTIN_TASKS
-
-    if (data_dir / "annotations").is_dir():
-        return sorted(p.stem for p in (data_dir / "annotations").glob("*.json"))[:n]
-    return [t for t in list_tasks() if t in BUILTIN_TASKS][:n]
-
-
 def _config(args, tasks: list[str], seeds: int, base_url: str, out: Path) -> Path:
     raw = {
         "name": f"cluster-{seeds}",
@@ -246,11 +237,9 @@ def main(argv=None) -> int:
     seeds = [int(s) for s in args.seeds.split(",")]
     sys.path.insert(0, str(REPO))  # this checkout's izero, here and in the server's process
 
-    from izero.blackbox import SimulatedOptions, SimulatedServer
-    from izero.tasks import load_task
+    from sweep_e2e import start_limited_server, study_tasks  # beside this file
 
-    tasks = _tasks(args.data_dir, args.tasks)
-    data_dir = args.data_dir if (args.data_dir / "induce").is_dir() else None
+    tasks = study_tasks(args.data_dir, args.tasks)
     root = Path(tempfile.mkdtemp(prefix="izb", dir="/tmp"))
     env = {
         "RAY_TMPDIR": str(root),  # keeps this cluster out of other processes' ray.init()
@@ -260,14 +249,7 @@ def main(argv=None) -> int:
         "OMP_NUM_THREADS": "1",
     }
     os.environ.update(env)
-    server = SimulatedServer(
-        tasks=[load_task(t, data_dir=data_dir) for t in tasks],
-        options=SimulatedOptions(
-            api_key=KEY, latency_s=args.latency_s, rpm=args.rpm, window_s=1.0, seed=0
-        ),
-        in_subprocess=True,
-    )
-    server.start()
+    server = start_limited_server(args, tasks, KEY)
     cluster = start_cluster(root)
     rows = []
     try:

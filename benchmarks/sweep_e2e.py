@@ -40,7 +40,7 @@ ORIGINAL_CONCURRENCY = 20
 SIM_KEY = "sk-bench-simulated"
 
 
-def _tasks(data_dir: Path, n: int) -> list[str]:
+def study_tasks(data_dir: Path, n: int) -> list[str]:
     """The annotated instruction-induction tasks (24), else the built-in ones."""
     from izero.tasks import list_tasks
     from izero.tasks.builtin import BUILTIN_TASKS
@@ -50,6 +50,24 @@ def _tasks(data_dir: Path, n: int) -> list[str]:
         return names[:n]
     names = [t for t in list_tasks() if t in BUILTIN_TASKS]
     return names[:n]
+
+
+def start_limited_server(args, tasks: list[str], key: str):
+    """The simulated server (its own process) knowing ``tasks``, enforcing ``args.rpm`` over
+    1-second windows with ``args.latency_s`` per answer, requiring ``key``; started."""
+    from izero.blackbox import SimulatedOptions, SimulatedServer
+    from izero.tasks import load_task
+
+    data_dir = args.data_dir if (args.data_dir / "induce").is_dir() else None
+    server = SimulatedServer(
+        tasks=[load_task(t, data_dir=data_dir) for t in tasks],
+        options=SimulatedOptions(
+            api_key=key, latency_s=args.latency_s, rpm=args.rpm, window_s=1.0, seed=0
+        ),
+        in_subprocess=True,
+    )
+    server.start()
+    return server
 
 
 def _config(args, tasks, base_url, out):
@@ -200,19 +218,8 @@ def main(argv=None) -> int:
 
     import ray
 
-    from izero.blackbox import SimulatedOptions, SimulatedServer
-    from izero.tasks import load_task
-
-    tasks = _tasks(args.data_dir, args.tasks)
-    data_dir = args.data_dir if (args.data_dir / "induce").is_dir() else None
-    server = SimulatedServer(
-        tasks=[load_task(t, data_dir=data_dir) for t in tasks],
-        options=SimulatedOptions(
-            api_key=SIM_KEY, latency_s=args.latency_s, rpm=args.rpm, window_s=1.0, seed=0
-        ),
-        in_subprocess=True,
-    )
-    server.start()
+    tasks = study_tasks(args.data_dir, args.tasks)
+    server = start_limited_server(args, tasks, SIM_KEY)
     ray.init(
         num_cpus=4,
         include_dashboard=False,

@@ -199,10 +199,6 @@ def _server(sum_task, port: int | None = None) -> SimulatedServer:
     return server
 
 
-def _closed_port() -> int:
-    return quiet_port()
-
-
 def test_calls_are_held_through_an_outage_and_none_fails(sum_task, tmp_path):
     server = _server(sum_task)
     port, base_url = server.port, server.base_url
@@ -256,7 +252,7 @@ def test_calls_are_held_through_an_outage_and_none_fails(sum_task, tmp_path):
 
 
 def test_a_dead_endpoint_stops_after_the_allowance(sum_task):
-    base_url = f"http://127.0.0.1:{_closed_port()}/v1"
+    base_url = f"http://127.0.0.1:{quiet_port()}/v1"
 
     async def go():
         scorer = EndpointScorer(
